@@ -1,0 +1,242 @@
+"""One pydantic configuration model for YAML files, the CLI and the Python API.
+
+A run is a :class:`RunConfig`.  Load it with :func:`load_config` (YAML plus
+``key.path=value`` overrides), build it in Python, or let the CLI do both.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from lbt_agents.errors import ConfigError
+
+Role = Literal["teacher", "student", "examiner"]
+SelectionMode = Literal["greedy", "sc", "max", "sum", "avg"]
+CheckpointBackend = Literal["sqlite", "postgres", "memory", "none"]
+
+EMBEDDED = "embedded"
+"""``base_url`` value meaning: start the embedded vLLM classroom for this model."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class Sampling(_Model):
+    """Sampling settings sent with every request of an agent."""
+
+    temperature: float = Field(0.7, ge=0.0, description="Sampling temperature; 0 is greedy.")
+    top_p: float = Field(1.0, gt=0.0, le=1.0, description="Nucleus sampling mass.")
+    top_k: int | None = Field(None, description="Top-k sampling (vLLM extension); None or -1 disables it.")
+    max_tokens: int = Field(512, gt=0, description="Most completion tokens per reply.")
+    n: int = Field(1, ge=1, description="Samples per request (teacher rationales use n>1).")
+    seed: int | None = Field(None, description="Base seed; sample i of a request uses seed + i.")
+
+
+class AgentConfig(_Model):
+    """One agent: a role, an OpenAI-compatible endpoint and its sampling."""
+
+    name: str = Field("agent", description="Name used in results and token accounting.")
+    role: Role = "student"
+    model: str = Field("smollm2-135m", description="Served model name at the endpoint.")
+    base_url: str | list[str] = Field(
+        EMBEDDED,
+        description="OpenAI-compatible base URL(s) (http://host:port/v1); several spread requests over "
+        "replicas; 'embedded' starts the embedded vLLM classroom for `model`.",
+    )
+    api_key_env: str = Field("LBT_API_KEY", description="Environment variable holding the API key.")
+    sampling: Sampling = Field(default_factory=Sampling)
+    persona: str | None = Field(
+        None, description="A persona for a student: a prompt file under prompts/personas or literal text."
+    )
+    timeout_s: float = Field(600.0, gt=0, description="Per-request timeout in seconds.")
+    max_retries: int = Field(4, ge=0, description="Retries (with backoff) for transient endpoint errors.")
+
+    @property
+    def base_urls(self) -> list[str]:
+        return [self.base_url] if isinstance(self.base_url, str) else list(self.base_url)
+
+    @property
+    def api_key(self) -> str:
+        return os.environ.get(self.api_key_env, "EMPTY")
+
+
+def _default_teacher() -> AgentConfig:
+    return AgentConfig(name="teacher", role="teacher", sampling=Sampling(temperature=0.8, n=8, max_tokens=512))
+
+
+def _default_students() -> list[AgentConfig]:
+    return [AgentConfig(name="student", role="student", sampling=Sampling(temperature=0.0, max_tokens=384))]
+
+
+class ClassroomConfig(_Model):
+    """Who teaches and who learns."""
+
+    teacher: AgentConfig = Field(default_factory=_default_teacher)
+    students: list[AgentConfig] = Field(default_factory=_default_students, min_length=1)
+
+    @field_validator("students")
+    @classmethod
+    def _unique_names(cls, students: list[AgentConfig]) -> list[AgentConfig]:
+        names = [s.name for s in students]
+        if len(set(names)) != len(names):
+            raise ValueError(f"student names must be unique, got {names}")
+        return students
+
+    def agents(self) -> list[AgentConfig]:
+        return [self.teacher, *self.students]
+
+
+class TaskConfig(_Model):
+    """Which problems to teach and examine."""
+
+    name: str = Field("gsm8k_functional", description="A registered task (see `lbt tasks`).")
+    data_dir: Path = Field(Path("../shared/data"), description="Folder with the task's data files.")
+    split: str = Field("test", description="Data split, where the task has several.")
+    offset: int = Field(0, ge=0, description="Skip this many teaching problems.")
+    limit: int | None = Field(None, ge=1, description="Use at most this many teaching problems.")
+    eps_per_tp: int = Field(3, ge=1, description="Exam problems per teaching problem.")
+    seed: int = Field(0, description="Seed for generated variants and sampling of problems.")
+    options: dict[str, Any] = Field(default_factory=dict, description="Task-specific options.")
+
+
+class AdaptiveConfig(_Model):
+    """Spend exams only where they can change the selected answer."""
+
+    enabled: bool = Field(False, description="Turn adaptive M1 on.")
+    skip_unanimous: bool = Field(True, description="No exams when all teacher answers agree.")
+    halving: bool = Field(True, description="Successive halving over TR-TA pairs, one EP per rung.")
+    keep_fraction: float = Field(0.5, gt=0.0, lt=1.0, description="Share of answer groups kept per rung.")
+
+
+class M1Config(_Model):
+    """M1: score TR-TA pairs by their students' exam accuracy and select answers."""
+
+    pairs_per_tp: int = Field(8, ge=1, description="TR-TA pairs the teacher samples per TP.")
+    reps_per_ep: int = Field(1, ge=1, description="Times each student takes each EP.")
+    greedy_baseline: bool = Field(True, description="Also ask the teacher for a greedy answer (baseline).")
+    modes: list[SelectionMode] = Field(
+        default_factory=lambda: ["greedy", "sc", "max", "sum", "avg"], description="Selection modes to report."
+    )
+    adaptive: AdaptiveConfig = Field(default_factory=AdaptiveConfig)
+
+
+class CacheConfig(_Model):
+    """On-disk cache of model calls, keyed so that samples stay distinct."""
+
+    enabled: bool = True
+    path: Path | None = Field(None, description="SQLite file; default: <output_dir>/cache.sqlite.")
+
+
+class CheckpointConfig(_Model):
+    """Where graph checkpoints go (this is what makes runs resumable)."""
+
+    backend: CheckpointBackend = "sqlite"
+    url: str | None = Field(None, description="Postgres connection string (backend=postgres).")
+
+
+class ServeConfig(_Model):
+    """How the embedded classroom is started when an agent's base_url is 'embedded'."""
+
+    cache_dir: Path | None = Field(None, description="Model cache; default: LBT_CACHE_DIR or the user cache.")
+    kv_cache_gib: float = Field(2.0, gt=0, description="KV cache per server, GiB (CPU).")
+    max_model_len: int = Field(4096, gt=0)
+    startup_timeout_s: float = Field(900.0, gt=0)
+
+
+class RunConfig(_Model):
+    """Everything one run needs; YAML files, CLI flags and Python all build this."""
+
+    run_id: str | None = Field(None, description="Run name; default: a timestamp.")
+    output_dir: Path = Field(Path("runs"), description="Runs are written to <output_dir>/<run_id>/.")
+    classroom: ClassroomConfig = Field(default_factory=ClassroomConfig)
+    task: TaskConfig = Field(default_factory=TaskConfig)
+    m1: M1Config = Field(default_factory=M1Config)
+    cache: CacheConfig = Field(default_factory=CacheConfig)
+    checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
+    serve: ServeConfig = Field(default_factory=ServeConfig)
+    max_concurrency: int = Field(64, ge=1, description="Most model requests in flight at once.")
+
+    def run_dir(self) -> Path:
+        if self.run_id is None:
+            raise ConfigError("run_id is not set")
+        return self.output_dir / self.run_id
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"m1.pairs_per_tp=4"`` -> (["m1", "pairs_per_tp"], 4); the value is read as YAML."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"override {text!r} is not KEY=VALUE (for example m1.pairs_per_tp=4)")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.strip().split("."), value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``key.path=value`` overrides to a nested dict (in place, and returned)."""
+    for text in overrides:
+        path, value = parse_override(text)
+        node = data
+        for part in path[:-1]:
+            if isinstance(node, list):
+                node = node[_index(part, text)]
+                continue
+            node = node.setdefault(part, {})
+            if not isinstance(node, (dict, list)):
+                raise ConfigError(f"override {text!r}: {part!r} is not a section")
+        if isinstance(node, list):
+            node[_index(path[-1], text)] = value
+        else:
+            node[path[-1]] = value
+    return data
+
+
+def _index(part: str, text: str) -> int:
+    try:
+        return int(part)
+    except ValueError:
+        raise ConfigError(f"override {text!r}: {part!r} must be a list index") from None
+
+
+def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a YAML mapping; one clear error for a missing or malformed file."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file not found: {p}")
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {p} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {p} must hold a mapping at the top level")
+    return data
+
+
+def validate(model: type[BaseModel], data: dict[str, Any], source: str = "config") -> Any:
+    """Validate ``data`` as ``model``; the first problem becomes one error line."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise ConfigError(f"{source}: {where}: {err['msg']}{more}") from None
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    overrides: list[str] | None = None,
+    model: type[BaseModel] = RunConfig,
+) -> Any:
+    """Load a config of type ``model`` from YAML (optional) plus overrides."""
+    data = read_yaml(path) if path is not None else {}
+    apply_overrides(data, list(overrides or []))
+    return validate(model, data, source=str(path) if path else "config")
