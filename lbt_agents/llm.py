@@ -1,0 +1,251 @@
+"""Model access for agents: one :class:`ChatAgent` per configured agent.
+
+A ``ChatAgent`` wraps LangChain chat models (``ChatOpenAI`` against any
+OpenAI-compatible endpoint, or any ``BaseChatModel`` such as the offline
+:class:`lbt_agents.testing.ScriptedChatModel`) and adds what long teaching runs
+need: bounded concurrency, retries with backoff, a call cache that keeps samples
+distinct, replica spreading, and token accounting.
+
+Samples are requested one per call (sample ``i`` uses seed ``seed + i``): with
+vLLM's prefix cache the shared prompt is computed once anyway, and each sample
+becomes individually cacheable and resumable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Sequence
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+
+from lbt_agents.cache import CallCache, cache_key
+from lbt_agents.config import EMBEDDED, AgentConfig, Sampling
+from lbt_agents.errors import ConfigError, EndpointError
+
+Message = dict[str, str]
+"""A chat message: ``{"role": "system"|"user"|"assistant", "content": ...}``."""
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One sampled reply."""
+
+    text: str
+    finish_reason: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached: bool = False
+
+    @property
+    def truncated(self) -> bool:
+        return self.finish_reason == "length"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Usage:
+    """Token and request accounting of one agent."""
+
+    requests: int = 0
+    cache_hits: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    wall_s: float = 0.0
+
+    def add(self, reply: Reply, wall_s: float) -> None:
+        if reply.cached:
+            self.cache_hits += 1
+        else:
+            self.requests += 1
+            self.wall_s += wall_s
+        self.prompt_tokens += reply.prompt_tokens
+        self.completion_tokens += reply.completion_tokens
+
+
+@dataclass
+class UsageMeter:
+    """Per-agent :class:`Usage`, shared by all agents of a run."""
+
+    agents: dict[str, Usage] = field(default_factory=dict)
+
+    def of(self, name: str) -> Usage:
+        return self.agents.setdefault(name, Usage())
+
+    def as_dict(self) -> dict[str, dict[str, Any]]:
+        return {name: asdict(u) for name, u in sorted(self.agents.items())}
+
+
+def to_langchain(messages: Sequence[Message]) -> list[BaseMessage]:
+    kinds = {"system": SystemMessage, "user": HumanMessage, "assistant": AIMessage}
+    try:
+        return [kinds[m["role"]](content=m["content"]) for m in messages]
+    except KeyError as exc:
+        raise ConfigError(f"unknown message role {exc.args[0]!r}") from None
+
+
+def _transient(exc: BaseException) -> bool:
+    import httpx
+    import openai
+
+    if isinstance(exc, (openai.APIConnectionError, openai.RateLimitError, openai.InternalServerError)):
+        return True
+    if isinstance(exc, openai.APIStatusError):
+        return exc.status_code in (408, 409, 429) or exc.status_code >= 500
+    return isinstance(exc, (httpx.TransportError, asyncio.TimeoutError, ConnectionError))
+
+
+def openai_chat_models(cfg: AgentConfig) -> list[BaseChatModel]:
+    """One ``ChatOpenAI`` per base URL of ``cfg`` (replicas)."""
+    from langchain_openai import ChatOpenAI
+
+    if EMBEDDED in cfg.base_urls:
+        raise ConfigError(
+            f"agent {cfg.name!r} still points at the embedded classroom; start it first "
+            "(lbt runs do this for you) or set base_url to an OpenAI-compatible URL"
+        )
+    return [
+        ChatOpenAI(
+            model=cfg.model,
+            base_url=url,
+            api_key=cfg.api_key,
+            timeout=cfg.timeout_s,
+            max_retries=0,  # retries are ours (tenacity), so they are counted and bounded
+        )
+        for url in cfg.base_urls
+    ]
+
+
+class ChatAgent:
+    """An agent's access to its model: ``await agent.sample(messages, n=4)``."""
+
+    def __init__(
+        self,
+        cfg: AgentConfig,
+        *,
+        models: Sequence[BaseChatModel] | None = None,
+        cache: CallCache | None = None,
+        meter: UsageMeter | None = None,
+        limiter: asyncio.Semaphore | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.models = list(models) if models is not None else openai_chat_models(cfg)
+        if not self.models:
+            raise ConfigError(f"agent {cfg.name!r} has no model")
+        self._next_model = itertools.cycle(range(len(self.models)))
+        self.cache = cache
+        self.meter = meter if meter is not None else UsageMeter()
+        self.limiter = limiter
+
+    @property
+    def name(self) -> str:
+        return self.cfg.name
+
+    async def sample(
+        self,
+        messages: Sequence[Message],
+        *,
+        n: int | None = None,
+        key: str = "",
+        **overrides: Any,
+    ) -> list[Reply]:
+        """``n`` independent samples (default ``sampling.n``) for ``messages``.
+
+        ``key`` names the call site (e.g. an exam id) so that identical prompts
+        asked for different purposes stay distinct samples in the cache.
+        """
+        sampling = self.cfg.sampling.model_copy(update=overrides) if overrides else self.cfg.sampling
+        count = n if n is not None else sampling.n
+        return list(await asyncio.gather(*(self._one(messages, sampling, i, key) for i in range(count))))
+
+    async def _one(self, messages: Sequence[Message], sampling: Sampling, index: int, key: str) -> Reply:
+        seed = None if sampling.seed is None else sampling.seed + index
+        params = sampling.model_dump(exclude={"n", "seed"})
+        ck = cache_key(model=self.cfg.model, messages=list(messages), params=params, seed=seed, index=index, key=key)
+        if self.cache is not None and (hit := self.cache.get(ck)) is not None:
+            reply = Reply(**{**hit, "cached": True})
+            self.meter.of(self.name).add(reply, 0.0)
+            return reply
+        started = time.perf_counter()
+        reply = await self._request(to_langchain(messages), params, seed)
+        self.meter.of(self.name).add(reply, time.perf_counter() - started)
+        if self.cache is not None:
+            self.cache.put(ck, reply.to_dict())
+        return reply
+
+    async def _request(self, messages: list[BaseMessage], params: dict[str, Any], seed: int | None) -> Reply:
+        kwargs: dict[str, Any] = {
+            "temperature": params["temperature"],
+            "top_p": params["top_p"],
+            "max_tokens": params["max_tokens"],
+        }
+        if seed is not None:
+            kwargs["seed"] = seed
+        if params.get("top_k") not in (None, -1):
+            kwargs["extra_body"] = {"top_k": params["top_k"]}
+        model = self.models[next(self._next_model)]
+        try:
+            async for attempt in AsyncRetrying(
+                stop=stop_after_attempt(self.cfg.max_retries + 1),
+                wait=wait_exponential_jitter(initial=1, max=30),
+                retry=retry_if_exception(_transient),
+                reraise=True,
+            ):
+                with attempt:
+                    if self.limiter is not None:
+                        async with self.limiter:
+                            result = await model.agenerate([messages], **kwargs)
+                    else:
+                        result = await model.agenerate([messages], **kwargs)
+        except Exception as exc:
+            if _transient(exc):
+                where = getattr(model, "openai_api_base", None) or type(model).__name__
+                raise EndpointError(
+                    f"agent {self.name!r}: endpoint {where} kept failing after {self.cfg.max_retries + 1} tries "
+                    f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+                    "finished work is saved, resume the run when the server is back"
+                ) from exc
+            raise
+        gen = result.generations[0][0]
+        usage = getattr(gen.message, "usage_metadata", None) or {}
+        return Reply(
+            text=gen.text,
+            finish_reason=(gen.generation_info or {}).get("finish_reason"),
+            prompt_tokens=int(usage.get("input_tokens", 0) or 0),
+            completion_tokens=int(usage.get("output_tokens", 0) or 0),
+        )
+
+
+async def check_endpoints(agents: Sequence[AgentConfig], timeout_s: float = 10.0) -> None:
+    """Fail fast, with one clear line, if an agent's endpoint or model is not there."""
+    import httpx
+
+    seen: set[tuple[str, str]] = set()
+    async with httpx.AsyncClient(timeout=timeout_s) as client:
+        for agent in agents:
+            for url in agent.base_urls:
+                if (url, agent.model) in seen:
+                    continue
+                seen.add((url, agent.model))
+                try:
+                    resp = await client.get(
+                        url.rstrip("/") + "/models", headers={"Authorization": f"Bearer {agent.api_key}"}
+                    )
+                    resp.raise_for_status()
+                    served = {m.get("id") for m in resp.json().get("data", [])}
+                except (httpx.HTTPError, ValueError) as exc:
+                    raise EndpointError(
+                        f"agent {agent.name!r}: cannot reach {url} ({type(exc).__name__}); "
+                        "is the server running? (`lbt serve` starts the embedded classroom)"
+                    ) from None
+                if agent.model not in served:
+                    raise EndpointError(
+                        f"agent {agent.name!r}: {url} does not serve model {agent.model!r} "
+                        f"(it serves: {', '.join(sorted(map(str, served))) or 'nothing'})"
+                    )

@@ -1,0 +1,69 @@
+"""Prompt files: every prompt lives under ``prompts/`` as a text file.
+
+Look-up order for ``load_prompt(name, task=..., kind=...)``:
+``$LBT_PROMPTS_DIR`` (if set), then the repository's ``prompts/``, then the copy
+bundled in the wheel; inside each, ``<task>/<name>`` before ``<kind>/<name>``
+before ``<name>``.  Placeholders are ``{{ name }}`` or ``{{ a.b }}`` (dotted paths
+into dicts); anything else, LaTeX braces included, is left as written.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from lbt_agents.errors import ConfigError
+
+_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][\w.]*)\s*\}\}")
+_SUFFIXES = ("", ".md", ".txt")
+
+
+def prompt_dirs() -> list[Path]:
+    dirs = []
+    if env := os.environ.get("LBT_PROMPTS_DIR"):
+        dirs.append(Path(env))
+    dirs.append(Path(__file__).resolve().parent.parent / "prompts")
+    dirs.append(Path(__file__).resolve().parent / "_bundled_prompts")
+    return [d for d in dirs if d.is_dir()]
+
+
+@lru_cache(maxsize=256)
+def _find(name: str, scopes: tuple[str, ...]) -> Path:
+    for root in prompt_dirs():
+        for scope in scopes:
+            for suffix in _SUFFIXES:
+                path = root / scope / f"{name}{suffix}"
+                if path.is_file():
+                    return path
+    tried = ", ".join(f"{s}/{name}" if s else name for s in scopes)
+    raise ConfigError(f"prompt file not found: {tried} (in {', '.join(map(str, prompt_dirs()))})")
+
+
+def load_prompt(name: str, *, task: str | None = None, kind: str | None = None) -> str:
+    """The text of prompt file ``name``, most specific scope first."""
+    scopes = tuple(s for s in (task, kind) if s) + ("",)
+    return _find(name, scopes).read_text()
+
+
+def render(template: str, **values: Any) -> str:
+    """Fill ``{{ name }}`` placeholders; a missing value is a ConfigError."""
+
+    def lookup(match: re.Match[str]) -> str:
+        path = match.group(1).split(".")
+        node: Any = values
+        for part in path:
+            if isinstance(node, dict) and part in node:
+                node = node[part]
+            else:
+                raise ConfigError(f"prompt placeholder {{{{ {match.group(1)} }}}} has no value")
+        return str(node)
+
+    return _PLACEHOLDER.sub(lookup, template)
+
+
+def render_prompt(name: str, *, task: str | None = None, kind: str | None = None, **values: Any) -> str:
+    """``render(load_prompt(name, ...), **values)``."""
+    return render(load_prompt(name, task=task, kind=kind), **values)
