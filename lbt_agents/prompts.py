@@ -13,7 +13,7 @@ import os
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from lbt_agents.errors import ConfigError
 
@@ -64,6 +64,9 @@ def render(template: str, **values: Any) -> str:
     return _PLACEHOLDER.sub(lookup, template)
 
 
-def render_prompt(name: str, *, task: str | None = None, kind: str | None = None, **values: Any) -> str:
-    """``render(load_prompt(name, ...), **values)``."""
-    return render(load_prompt(name, task=task, kind=kind), **values)
+def render_prompt(
+    name: str, values: Mapping[str, Any] | None = None, /, *, task: str | None = None, kind: str | None = None,
+    **more: Any,
+) -> str:
+    """``render(load_prompt(name, task=..., kind=...), **values, **more)``."""
+    return render(load_prompt(name, task=task, kind=kind), **{**(values or {}), **more})

@@ -1,12 +1,14 @@
 """An offline chat model for unit tests of teaching graphs (no server needed).
 
 ``ScriptedChatModel(respond=fn)`` answers each request with ``fn(messages)``
-(messages as ``[{"role", "content"}, ...]``), reports token usage and a
-finish reason, and records every request it saw.
+(messages as ``[{"role", "content"}, ...]``), or ``fn(messages, params)`` when
+``fn`` takes two arguments (``params``: temperature, seed, max_tokens, ...);
+it reports token usage and a finish reason, and records every request it saw.
 """
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Callable
 
 from langchain_core.language_models import BaseChatModel
@@ -14,7 +16,7 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import Field
 
-Responder = Callable[[list[dict[str, str]]], str]
+Responder = Callable[..., str]
 
 _ROLES = {"system": "system", "human": "user", "ai": "assistant"}
 
@@ -45,7 +47,8 @@ class ScriptedChatModel(BaseChatModel):
         if self.fail_times > 0:
             self.fail_times -= 1
             raise ConnectionError("scripted endpoint failure")
-        text = self.respond(as_dicts)
+        takes_params = len(inspect.signature(self.respond).parameters) >= 2
+        text = self.respond(as_dicts, dict(kwargs)) if takes_params else self.respond(as_dicts)
         words = text.split(" ")
         limit = kwargs.get("max_tokens") or self.max_tokens
         finish = "stop"

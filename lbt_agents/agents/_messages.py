@@ -9,7 +9,7 @@ from lbt_agents.types import Problem
 def problem_message(problem: Problem, *, task: str | None) -> Message:
     """The user turn that poses ``problem`` (prompt file ``problem``)."""
     values = {"meta": {}, "solution": "", **problem}
-    return {"role": "user", "content": render_prompt("problem", task=task, kind=problem["kind"], **values)}
+    return {"role": "user", "content": render_prompt("problem", values, task=task, kind=problem["kind"])}
 
 
 def system_message(name: str, *, task: str | None, kind: str, persona: str | None = None) -> Message:

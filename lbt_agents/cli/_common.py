@@ -1,0 +1,55 @@
+"""Options shared by the run commands (m1, m2, m3, classroom)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from lbt_agents.config import load_config
+
+
+def run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """--config, --set, --task, --limit, --output-dir, --run-id, --resume, --no-progress."""
+    options = [
+        click.option("--config", "config_path", type=click.Path(path_type=Path), help="YAML run config."),
+        click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+                     help="Override a config field, e.g. --set m1.pairs_per_tp=4 (repeatable)."),
+        click.option("--task", help="Task name (task.name)."),
+        click.option("--limit", type=int, help="Use at most this many teaching problems (task.limit)."),
+        click.option("--data-dir", type=click.Path(path_type=Path), help="Data folder (task.data_dir)."),
+        click.option("--output-dir", type=click.Path(path_type=Path), help="Where runs are written."),
+        click.option("--run-id", help="Name of this run (default: a timestamp)."),
+        click.option("--resume", "resume", metavar="RUN_ID", help="Continue a stopped run."),
+        click.option("--progress/--no-progress", default=True, help="Show a progress display."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def build_config(
+    model: type,
+    config_path: Path | None,
+    overrides: tuple[str, ...],
+    *,
+    task: str | None = None,
+    limit: int | None = None,
+    data_dir: Path | None = None,
+    output_dir: Path | None = None,
+    run_id: str | None = None,
+) -> Any:
+    """The run config: YAML file, then flags, then --set overrides."""
+    flags = []
+    if task:
+        flags.append(f"task.name={task}")
+    if limit is not None:
+        flags.append(f"task.limit={limit}")
+    if data_dir is not None:
+        flags.append(f"task.data_dir={data_dir}")
+    if output_dir is not None:
+        flags.append(f"output_dir={output_dir}")
+    if run_id:
+        flags.append(f"run_id={run_id}")
+    return load_config(config_path, [*flags, *overrides], model=model)

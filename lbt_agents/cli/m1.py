@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+import click
+
+from lbt_agents.cli._common import build_config, run_options
+
+
+@click.command()
+@run_options
+def m1(config_path, overrides, task, limit, data_dir, output_dir, run_id, resume, progress) -> None:  # type: ignore[no-untyped-def]
+    """M1: score TR-TA pairs by their students' exams and select answers."""
+    from rich.console import Console
+    from rich.markdown import Markdown
+
+    from lbt_agents.config import RunConfig
+    from lbt_agents.m1 import run_m1, summary_table
+
+    cfg = build_config(
+        RunConfig, config_path, overrides, task=task, limit=limit, data_dir=data_dir, output_dir=output_dir,
+        run_id=run_id,
+    )
+    result = run_m1(cfg, resume=resume, progress=progress)
+    Console().print(Markdown(summary_table(result.summary)))
+    click.echo(f"results: {result.run_dir}")

@@ -1,0 +1,191 @@
+"""Run M1 end to end: ``run_m1(cfg)`` in Python, ``lbt m1`` on the command line."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from langchain_core.language_models import BaseChatModel
+
+from lbt_agents.agents import make_roster
+from lbt_agents.config import RunConfig
+from lbt_agents.llm import UsageMeter, check_endpoints
+from lbt_agents.progress import GraphProgress
+from lbt_agents.runs import (
+    RunDir,
+    Stopwatch,
+    call_cache,
+    checkpointer,
+    embedded_endpoints,
+    prepare_run,
+    save_dataset,
+    write_atomic,
+)
+from lbt_agents.tasks import load_task
+from lbt_agents.types import TeachingItem
+
+
+@dataclass(frozen=True)
+class M1Result:
+    run_dir: Path
+    summary: dict[str, Any]
+    results: dict[str, Any]
+
+
+def run_m1(
+    cfg: RunConfig,
+    *,
+    resume: str | None = None,
+    models: Mapping[str, Sequence[BaseChatModel]] | None = None,
+    progress: bool = True,
+) -> M1Result:
+    """Run (or resume) M1 and write its results; see :func:`arun_m1`."""
+    return asyncio.run(arun_m1(cfg, resume=resume, models=models, progress=progress))
+
+
+async def arun_m1(
+    cfg: RunConfig,
+    *,
+    resume: str | None = None,
+    models: Mapping[str, Sequence[BaseChatModel]] | None = None,
+    progress: bool = True,
+) -> M1Result:
+    """Run M1 on ``cfg``'s task and classroom.
+
+    ``models`` maps agent names to chat models (offline tests, custom
+    providers); other agents talk to their configured endpoints, and
+    ``base_url: embedded`` agents to an embedded vLLM classroom started here.
+    With ``resume=RUN_ID`` the run continues from its last checkpoint: exams
+    that finished are not requested again.
+    """
+    from graphs.m1_scoring import build_graph
+
+    cfg, run = prepare_run(cfg, resume=resume, prefix="m1")
+    items = load_task(cfg.task)
+    clock = Stopwatch()
+    with embedded_endpoints(cfg, run.logs) if not models else contextlib.nullcontext(cfg) as live:
+        if not models:
+            await check_endpoints(live.classroom.agents())
+        cache = call_cache(live, run)
+        roster = make_roster(
+            live.classroom, task=live.task.name, models=models, cache=cache, max_concurrency=live.max_concurrency
+        )
+        try:
+            async with checkpointer(live.checkpoint, run) as saver:
+                graph = build_graph(roster, live.m1, checkpointer=saver)
+                config = {"configurable": {"thread_id": run.run_id}, "max_concurrency": live.max_concurrency}
+                started = saver is not None and (await graph.aget_state(config)).values
+                inputs = None if (resume and started) else {"items": items}
+                tracker = GraphProgress(
+                    total_tps=len(items),
+                    exams_per_tp=live.m1.pairs_per_tp * len(items[0]["eps"]) * live.m1.reps_per_ep
+                    * len(live.classroom.students),
+                    enabled=progress,
+                )
+                with tracker:
+                    final: dict[str, Any] = {}
+                    async for chunk in graph.astream(inputs, config, stream_mode=["updates", "values"]):
+                        mode, data = chunk
+                        if mode == "updates":
+                            tracker.update(data)
+                        else:
+                            final = data
+                if saver is not None:
+                    final = (await graph.aget_state(config)).values
+        finally:
+            if cache is not None:
+                cache.close()
+    summary = summarize(final, items, roster.meter, live, wall_s=clock.seconds)
+    write_outputs(run, final, summary)
+    return M1Result(run.path, summary, final.get("results", {}))
+
+
+def _accuracy(results: Sequence[dict[str, Any]], mode: str) -> float | None:
+    got = [r["selections"][mode]["correct"] for r in results if mode in r["selections"]]
+    return sum(got) / len(got) if got else None
+
+
+def summarize(
+    state: dict[str, Any], items: list[TeachingItem], meter: UsageMeter, cfg: RunConfig, *, wall_s: float
+) -> dict[str, Any]:
+    """Accuracy per selection mode, work done, and tokens per agent."""
+    results = [state["results"][it["tp"]["id"]] for it in items if it["tp"]["id"] in state.get("results", {})]
+    pairs = list(state.get("pairs", {}).values())
+    greedy = list(state.get("greedy", {}).values())
+    exams = list(state.get("exams", {}).values())
+    tokens: dict[str, dict[str, int]] = {}
+
+    def add(name: str, record: dict[str, Any]) -> None:
+        t = tokens.setdefault(name, {"prompt_tokens": 0, "completion_tokens": 0, "calls": 0})
+        t["prompt_tokens"] += record["prompt_tokens"]
+        t["completion_tokens"] += record["completion_tokens"]
+        t["calls"] += 1
+
+    for record in pairs + greedy:
+        add(cfg.classroom.teacher.name, record)
+    for record in exams:
+        add(record["student"], record)
+    return {
+        "run_id": cfg.run_id,
+        "task": cfg.task.name,
+        "teacher": cfg.classroom.teacher.model,
+        "students": [s.model for s in cfg.classroom.students],
+        "tps": len(results),
+        "pairs_per_tp": cfg.m1.pairs_per_tp,
+        "eps_per_tp": len(items[0]["eps"]) if items else 0,
+        "accuracy": {mode: _accuracy(results, mode) for mode in cfg.m1.modes},
+        "teacher_pair_accuracy": sum(p["correct"] for p in pairs) / len(pairs) if pairs else None,
+        "exams": len(exams),
+        "student_accuracy": sum(e["score"] for e in exams) / len(exams) if exams else None,
+        "truncated_replies": sum(r["truncated"] for r in pairs + greedy + exams),
+        "tokens": tokens,
+        "requests": meter.as_dict(),
+        "wall_s": round(wall_s, 1),
+        "adaptive": cfg.m1.adaptive.enabled,
+    }
+
+
+def _dataset_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for result in results.values():
+        row = json.loads(json.dumps(result))  # plain types only
+        for pair in row["pairs"]:
+            pair["per_student"] = [{"student": k, "score": v} for k, v in pair["per_student"].items()]
+            for exam in pair["exams"]:
+                exam.setdefault("hidden_score", None)
+        row["selections"] = [{"mode": k, **v} for k, v in row["selections"].items()]
+        rows.append(row)
+    return rows
+
+
+def write_outputs(run: RunDir, state: dict[str, Any], summary: dict[str, Any]) -> None:
+    results = state.get("results", {})
+    if results:
+        save_dataset(_dataset_rows(results), run.path / "results")
+    write_atomic(run.path / "summary.json", json.dumps(summary, indent=2))
+    write_atomic(run.path / "summary.md", summary_table(summary))
+
+
+def summary_table(summary: dict[str, Any]) -> str:
+    """The summary as a Markdown table (accuracy per mode, tokens per agent)."""
+    lines = [
+        f"# M1 run `{summary['run_id']}`: {summary['task']}, {summary['tps']} TPs × "
+        f"{summary['pairs_per_tp']} TR-TA pairs × {summary['eps_per_tp']} EPs",
+        "",
+        f"teacher: `{summary['teacher']}`; students: {', '.join(f'`{s}`' for s in summary['students'])}; "
+        f"wall time {summary['wall_s']} s; exams {summary['exams']}",
+        "",
+        "| method | accuracy |",
+        "|---|---|",
+    ]
+    names = {"greedy": "Greedy", "sc": "SC", "max": "M1-MAX", "sum": "M1-SUM", "avg": "M1-AVG"}
+    for mode, acc in summary["accuracy"].items():
+        lines.append(f"| {names.get(mode, mode)} | {'-' if acc is None else f'{100 * acc:.1f}%'} |")
+    lines += ["", "| agent | calls | prompt tokens | completion tokens |", "|---|---|---|---|"]
+    for name, t in summary["tokens"].items():
+        lines.append(f"| {name} | {t['calls']} | {t['prompt_tokens']} | {t['completion_tokens']} |")
+    return "\n".join(lines) + "\n"

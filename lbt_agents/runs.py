@@ -1,0 +1,171 @@
+"""Durable runs: run directories, embedded servers, checkpointers, outputs.
+
+Every run lives in ``<output_dir>/<run_id>/``: ``config.yaml`` (what was asked),
+``checkpoints.sqlite`` (LangGraph checkpoints: finished work survives a crash),
+``cache.sqlite`` (model calls), ``logs/`` and, at the end, the results.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, AsyncIterator, Iterator, Sequence
+
+import yaml
+
+from lbt_agents.cache import CallCache
+from lbt_agents.config import EMBEDDED, CheckpointConfig, RunConfig, load_config
+from lbt_agents.errors import ConfigError
+
+CONFIG_FILE = "config.yaml"
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """A run's folder and its well-known files."""
+
+    path: Path
+
+    @property
+    def run_id(self) -> str:
+        return self.path.name
+
+    @property
+    def config(self) -> Path:
+        return self.path / CONFIG_FILE
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints.sqlite"
+
+    @property
+    def logs(self) -> Path:
+        return self.path / "logs"
+
+    def default_cache(self) -> Path:
+        return self.path / "cache.sqlite"
+
+
+def new_run_id(prefix: str = "run") -> str:
+    return f"{prefix}-{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}-{os.getpid() % 10000:04d}"
+
+
+def write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def prepare_run(cfg: RunConfig, *, resume: str | None = None, prefix: str = "run") -> tuple[RunConfig, RunDir]:
+    """Create a new run directory, or reopen ``resume`` with its saved config."""
+    if resume:
+        run = RunDir(cfg.output_dir / resume)
+        if not run.config.is_file():
+            raise ConfigError(f"no run {resume!r} to resume in {cfg.output_dir} (missing {run.config})")
+        saved = load_config(run.config, model=type(cfg))
+        return saved.model_copy(update={"output_dir": cfg.output_dir, "run_id": resume}), run
+    run_id = cfg.run_id or new_run_id(prefix)
+    run = RunDir(cfg.output_dir / run_id)
+    if run.checkpoints.exists():
+        raise ConfigError(f"run {run_id!r} already exists in {cfg.output_dir}; resume it with --resume {run_id}")
+    cfg = cfg.model_copy(update={"run_id": run_id})
+    run.path.mkdir(parents=True, exist_ok=True)
+    write_atomic(run.config, yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+    return cfg, run
+
+
+@contextlib.contextmanager
+def embedded_endpoints(cfg: RunConfig, log_dir: Path) -> Iterator[RunConfig]:
+    """Start the embedded classroom for agents whose base_url is 'embedded'
+    and yield the config with their real URLs; servers stop on exit."""
+    agents = cfg.classroom.agents()
+    wanted = sorted({a.model for a in agents if EMBEDDED in a.base_urls})
+    if not wanted:
+        yield cfg
+        return
+    from lbt_agents.serving import serve_classroom
+
+    with serve_classroom(
+        wanted,
+        cache_dir=cfg.serve.cache_dir,
+        kv_cache_gib=cfg.serve.kv_cache_gib,
+        max_model_len=cfg.serve.max_model_len,
+        startup_timeout_s=cfg.serve.startup_timeout_s,
+        log_dir=log_dir,
+    ) as classroom:
+        yield with_base_urls(cfg, {m: classroom.base_url(m) for m in wanted})
+
+
+def with_base_urls(cfg: RunConfig, urls: dict[str, str]) -> RunConfig:
+    """``cfg`` with every 'embedded' agent pointed at ``urls[agent.model]``."""
+
+    def fix(agent):  # type: ignore[no-untyped-def]
+        if EMBEDDED not in agent.base_urls:
+            return agent
+        return agent.model_copy(update={"base_url": urls[agent.model]})
+
+    classroom = cfg.classroom.model_copy(
+        update={"teacher": fix(cfg.classroom.teacher), "students": [fix(s) for s in cfg.classroom.students]}
+    )
+    return cfg.model_copy(update={"classroom": classroom})
+
+
+@contextlib.asynccontextmanager
+async def checkpointer(cfg: CheckpointConfig, run: RunDir) -> AsyncIterator[Any]:
+    """The LangGraph checkpointer a run's graph compiles with."""
+    if cfg.backend == "none":
+        yield None
+    elif cfg.backend == "memory":
+        from langgraph.checkpoint.memory import InMemorySaver
+
+        yield InMemorySaver()
+    elif cfg.backend == "sqlite":
+        from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+        async with AsyncSqliteSaver.from_conn_string(str(run.checkpoints)) as saver:
+            yield saver
+    else:
+        if not cfg.url:
+            raise ConfigError("checkpoint.backend=postgres needs checkpoint.url (a Postgres connection string)")
+        try:
+            from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+        except ImportError:
+            raise ConfigError("the Postgres checkpointer needs: pip install 'lbt-agents[postgres]'") from None
+        async with AsyncPostgresSaver.from_conn_string(cfg.url) as saver:
+            await saver.setup()
+            yield saver
+
+
+def call_cache(cfg: RunConfig, run: RunDir) -> CallCache | None:
+    if not cfg.cache.enabled:
+        return None
+    return CallCache(cfg.cache.path or run.default_cache())
+
+
+def save_dataset(rows: Sequence[dict[str, Any]], path: Path) -> None:
+    """Save rows as an HF ``datasets`` dataset, atomically."""
+    from datasets import Dataset
+
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    Dataset.from_list(list(rows)).save_to_disk(str(tmp))
+    if path.exists():
+        import shutil
+
+        shutil.rmtree(path)
+    os.replace(tmp, path)
+
+
+class Stopwatch:
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+
+    @property
+    def seconds(self) -> float:
+        return time.perf_counter() - self.start
