@@ -79,6 +79,14 @@ class ClassroomConfig(_Model):
 
     teacher: AgentConfig = Field(default_factory=_default_teacher)
     students: list[AgentConfig] = Field(default_factory=_default_students, min_length=1)
+    teachers: list[AgentConfig] = Field(
+        default_factory=list, description="More teachers (several-teacher classrooms); `teacher` is the first."
+    )
+    edges: list[tuple[str, str]] | None = Field(
+        None,
+        description="Who teaches whom, as (teacher name, student name) pairs; students may teach each other "
+        "(peer teaching). Default: the teacher teaches every student.",
+    )
 
     @field_validator("students")
     @classmethod
@@ -89,7 +97,7 @@ class ClassroomConfig(_Model):
         return students
 
     def agents(self) -> list[AgentConfig]:
-        return [self.teacher, *self.students]
+        return [self.teacher, *self.teachers, *self.students]
 
 
 class TaskConfig(_Model):
@@ -126,6 +134,22 @@ class M1Config(_Model):
     adaptive: AdaptiveConfig = Field(default_factory=AdaptiveConfig)
 
 
+class M3Config(_Model):
+    """M3: refine in-context exemplars from the students' pooled failures."""
+
+    rounds: int = Field(5, ge=1, description="Refinement rounds.")
+    k: int = Field(4, ge=1, description="Exemplars per set.")
+    beam: int = Field(2, ge=1, description="Exemplar sets kept after each round.")
+    minibatch: int = Field(8, ge=1, description="Training problems each student answers per round.")
+    reasons: int = Field(2, ge=1, description="Failure explanations (and new sets) per beam entry per round.")
+    score_sample: int = Field(16, ge=1, description="Training problems used to score candidate sets.")
+    test_limit: int | None = Field(60, ge=1, description="Test problems for the per-round metric (None: all).")
+    init: Literal["train", "teacher"] = Field(
+        "train", description="Start from K training examples, or let the teacher write K exemplars."
+    )
+    max_parse_retries: int = Field(1, ge=0, description="Retries when a teacher reply is not K exemplars.")
+
+
 class CacheConfig(_Model):
     """On-disk cache of model calls, keyed so that samples stay distinct."""
 
@@ -157,6 +181,7 @@ class RunConfig(_Model):
     classroom: ClassroomConfig = Field(default_factory=ClassroomConfig)
     task: TaskConfig = Field(default_factory=TaskConfig)
     m1: M1Config = Field(default_factory=M1Config)
+    m3: M3Config = Field(default_factory=M3Config)
     cache: CacheConfig = Field(default_factory=CacheConfig)
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
     serve: ServeConfig = Field(default_factory=ServeConfig)
