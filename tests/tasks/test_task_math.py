@@ -95,3 +95,11 @@ def test_zero_eps_is_rejected():
         from lbt_agents.config import validate
 
         validate(TaskConfig, {"name": "math500", "eps_per_tp": 0})
+
+
+def test_every_math500_answer_matches_its_solutions_boxed_answer(data_dir):
+    from lbt_agents.grading.math import last_boxed
+
+    items = load_task(_cfg(data_dir, "math500", eps_per_tp=1))
+    mismatched = [it["tp"]["id"] for it in items if not math_equivalent(it["tp"]["answer"], last_boxed(it["tp"]["solution"]) or "")]
+    assert mismatched == []
