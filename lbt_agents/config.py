@@ -104,7 +104,10 @@ class TaskConfig(_Model):
     """Which problems to teach and examine."""
 
     name: str = Field("gsm8k_functional", description="A registered task (see `lbt tasks`).")
-    data_dir: Path = Field(Path("../shared/data"), description="Folder with the task's data files.")
+    data_dir: Path = Field(
+        default_factory=lambda: Path(os.environ.get("LBT_DATA_DIR", "../shared/data")),
+        description="Folder with the task's data files (default: $LBT_DATA_DIR or ../shared/data).",
+    )
     split: str = Field("test", description="Data split, where the task has several.")
     offset: int = Field(0, ge=0, description="Skip this many teaching problems.")
     limit: int | None = Field(None, ge=1, description="Use at most this many teaching problems.")
