@@ -1,0 +1,3 @@
+from lbt_agents.cli import main
+
+main()
