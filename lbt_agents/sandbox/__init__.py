@@ -1,0 +1,99 @@
+"""A sandbox for model-written Python: every run in its own isolated, limited process tree.
+
+Layers (see docs/sandbox.md): bubblewrap namespaces (no network, own pid namespace,
+read-only system, a fresh writable folder) when bubblewrap works, rlimits always, a
+subreaper launcher that kills leftovers, and a kill of the whole tree on timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from lbt_agents.sandbox._isolation import Capabilities, capabilities
+from lbt_agents.sandbox._run import default_concurrency, execute, run_sync
+from lbt_agents.sandbox._types import Isolation, IsolationChoice, IsolationError, Limits, RunResult, Status
+from lbt_agents.sandbox.testing import TestCase, TestOutcome, TestReport, arun_tests, run_tests
+
+__all__ = [
+    "Capabilities",
+    "Isolation",
+    "IsolationChoice",
+    "IsolationError",
+    "Limits",
+    "RunResult",
+    "Status",
+    "TestCase",
+    "TestOutcome",
+    "TestReport",
+    "arun_many",
+    "arun_python",
+    "arun_tests",
+    "capabilities",
+    "run_python",
+    "run_tests",
+]
+
+
+async def arun_python(
+    code: str,
+    *,
+    stdin: str = "",
+    limits: Limits = Limits(),
+    isolation: IsolationChoice = "auto",
+    require_isolation: bool = False,
+    python: str | None = None,
+) -> RunResult:
+    """Run ``code`` as ``main.py`` in a fresh sandbox; never runs it outside one.
+
+    Raises :class:`IsolationError` only when ``isolation='bwrap'`` or ``require_isolation``
+    asks for namespaces this machine cannot give.
+    """
+    result, _ = await execute(
+        {"main.py": code},
+        "main.py",
+        stdin=stdin,
+        limits=limits,
+        isolation=isolation,
+        require_isolation=require_isolation,
+        python=python,
+    )
+    return result
+
+
+def run_python(
+    code: str,
+    *,
+    stdin: str = "",
+    limits: Limits = Limits(),
+    isolation: IsolationChoice = "auto",
+    require_isolation: bool = False,
+    python: str | None = None,
+) -> RunResult:
+    """Sync :func:`arun_python` (also safe to call while an event loop runs)."""
+    return run_sync(
+        arun_python(
+            code, stdin=stdin, limits=limits, isolation=isolation, require_isolation=require_isolation, python=python
+        )
+    )
+
+
+async def arun_many(
+    programs: Sequence[str],
+    *,
+    stdin: str = "",
+    limits: Limits = Limits(),
+    concurrency: int | None = None,
+    isolation: IsolationChoice = "auto",
+    require_isolation: bool = False,
+) -> list[RunResult]:
+    """Run many programs, at most ``concurrency`` at once (default: the sandbox-wide limit)."""
+    sem = asyncio.Semaphore(concurrency or default_concurrency())
+
+    async def one(code: str) -> RunResult:
+        async with sem:
+            return await arun_python(
+                code, stdin=stdin, limits=limits, isolation=isolation, require_isolation=require_isolation
+            )
+
+    return list(await asyncio.gather(*(one(p) for p in programs)))
