@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from lbt_agents.errors import ConfigError, ServeError
+from lbt_agents.errors import ConfigError
 
 log = logging.getLogger("lbt_agents.training")
 
@@ -15,7 +15,10 @@ _WEIGHT_GLOBS = ("*.safetensors", "*.bin", "*.safetensors.index.json", "*.bin.in
 
 
 def resolve_model(name_or_path: str) -> Path:
-    """A model folder for ``name_or_path``: an existing folder, or a registry name pulled by ``lbt_agents.serving``."""
+    """A model folder for ``name_or_path``: an existing folder, or a registry name pulled by ``lbt_agents.serving``.
+
+    Unknown registry names raise the serving package's :class:`~lbt_agents.errors.ServeError`.
+    """
     path = Path(name_or_path).expanduser()
     if path.is_dir():
         return path.resolve()
@@ -34,12 +37,7 @@ def resolve_model(name_or_path: str) -> Path:
     if found is not None and Path(found).is_dir():
         return Path(found).resolve()
     log.info("model %s is not pulled yet; pulling it", name_or_path)
-    try:
-        return Path(serving.pull_model(name_or_path)).resolve()
-    except ServeError:
-        raise
-    except KeyError:
-        raise ConfigError(f"model {name_or_path!r} is neither a folder nor a known registry name") from None
+    return Path(serving.pull_model(name_or_path, progress=log.info)).resolve()
 
 
 def check_causal_lm(path: Path) -> Any:
