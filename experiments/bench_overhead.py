@@ -1,0 +1,118 @@
+"""Overhead of the M1 graph: its wall time ÷ replaying exactly its requests with a
+bare ``AsyncOpenAI`` client at the same concurrency on the same server.
+
+The replay keeps the graph's one dependency (all teacher calls, then all
+exams) and nothing else: no checkpoints, cache, grading or LangChain.  The
+prefix cache is reset before each timed phase when the server allows it.
+
+    python experiments/bench_overhead.py [--base-url URL] [--tps 8 --pairs 4 --eps 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from _bench import ROOT, report, reset_prefix_cache, run_config, server
+from openai import AsyncOpenAI
+
+from lbt_agents.agents import Student, Teacher
+from lbt_agents.llm import ChatAgent
+from lbt_agents.m1 import arun_m1
+from lbt_agents.tasks import load_task
+
+
+async def replay(base_url: str, cfg, items, results, concurrency: int) -> float:  # type: ignore[no-untyped-def]
+    t_cfg = cfg.classroom.teacher
+    s_cfg = cfg.classroom.students[0]
+    client = AsyncOpenAI(base_url=base_url, api_key="EMPTY", max_retries=0, timeout=600)
+    sem = asyncio.Semaphore(concurrency)
+    fake = _NoModel()
+    teacher = Teacher(ChatAgent(t_cfg, models=[fake]), task=cfg.task.name)
+    student = Student(ChatAgent(s_cfg, models=[fake]), task=cfg.task.name)
+
+    async def call(messages, sampling, seed) -> None:  # type: ignore[no-untyped-def]
+        async with sem:
+            await client.chat.completions.create(
+                model=t_cfg.model, messages=messages, temperature=sampling.temperature, top_p=sampling.top_p,
+                max_tokens=sampling.max_tokens, **({"seed": seed} if seed is not None else {}),
+            )
+
+    by_id = {it["tp"]["id"]: it for it in items}
+    teach_calls = []
+    for item in items:
+        msgs = teacher.messages(item["tp"])
+        s = t_cfg.sampling
+        teach_calls += [call(msgs, s, None if s.seed is None else s.seed + i) for i in range(cfg.m1.pairs_per_tp)]
+        if cfg.m1.greedy_baseline:
+            teach_calls.append(call(msgs, s.model_copy(update={"temperature": 0.0}), s.seed))
+    exam_calls = []
+    for tp_id, res in results.items():
+        item = by_id[tp_id]
+        eps = {ep["id"]: ep for ep in item["eps"]}
+        for pair in res["pairs"]:
+            for exam in pair["exams"]:
+                msgs = student.messages(item["tp"], pair["text"], eps[exam["ep_id"]])
+                exam_calls.append(call(msgs, s_cfg.sampling, s_cfg.sampling.seed))
+    start = time.perf_counter()
+    await asyncio.gather(*teach_calls)
+    await asyncio.gather(*exam_calls)
+    return time.perf_counter() - start
+
+
+class _NoModel:
+    """Stands in for a chat model: the replay builds messages only."""
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--config", default=str(ROOT / "experiments/configs/quickstart.yaml"))
+    ap.add_argument("--base-url")
+    ap.add_argument("--model", default="smollm2-135m")
+    ap.add_argument("--tps", type=int, default=8)
+    ap.add_argument("--pairs", type=int, default=4)
+    ap.add_argument("--eps", type=int, default=3)
+    ap.add_argument("--concurrency", type=int, default=32)
+    ap.add_argument("--repeats", type=int, default=2)
+    args = ap.parse_args()
+
+    with server(args.model, args.base_url, dev_mode=True) as url:
+        graph_s, replay_s = [], []
+        out = Path(tempfile.mkdtemp(prefix="bench-overhead-"))
+        for r in range(args.repeats):
+            cfg = run_config(
+                args.config, url, f"task.limit={args.tps}", f"task.eps_per_tp={args.eps}",
+                f"m1.pairs_per_tp={args.pairs}", f"max_concurrency={args.concurrency}", "cache.enabled=false",
+                f"output_dir={out}", f"run_id=r{r}", f"classroom.teacher.model={args.model}",
+                f"classroom.students.0.model={args.model}",
+            )
+            items = load_task(cfg.task)
+            reset_prefix_cache(url)
+            start = time.perf_counter()
+            result = await arun_m1(cfg, progress=False)
+            graph_s.append(time.perf_counter() - start)
+            reset_prefix_cache(url)
+            replay_s.append(await replay(url, cfg, items, result.results, args.concurrency))
+            print(f"repeat {r}: graph {graph_s[-1]:.1f} s, bare replay {replay_s[-1]:.1f} s", flush=True)
+        ratio = statistics.median(g / b for g, b in zip(graph_s, replay_s))
+        exams = result.summary["exams"]
+    data = {
+        "model": args.model, "tps": args.tps, "pairs": args.pairs, "eps": args.eps, "exams": exams,
+        "concurrency": args.concurrency, "graph_s": graph_s, "replay_s": replay_s, "ratio": ratio,
+        "prefix_cache_reset": True,
+    }
+    table = (
+        f"# M1 graph overhead ({args.model}, {args.tps} TPs x {args.pairs} pairs x {args.eps} EPs = {exams} exams, "
+        f"concurrency {args.concurrency})\n\n| repeat | M1 graph (s) | bare AsyncOpenAI replay (s) | ratio |\n|---|---|---|---|\n"
+        + "".join(f"| {i} | {g:.1f} | {b:.1f} | {g / b:.3f} |\n" for i, (g, b) in enumerate(zip(graph_s, replay_s)))
+        + f"\noverhead ratio (median): **{ratio:.3f}** (target <= 1.03)\n"
+    )
+    report("bench_overhead", data, table)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
