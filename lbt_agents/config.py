@@ -151,6 +151,13 @@ class M3Config(_Model):
         "train", description="Start from K training examples, or let the teacher write K exemplars."
     )
     max_parse_retries: int = Field(1, ge=0, description="Retries when a teacher reply is not K exemplars.")
+    max_failures: int = Field(6, ge=1, description="Most pooled failures shown to the teacher per explanation.")
+    failure_chars: int = Field(400, ge=50, description="Characters of a failed student reply shown to the teacher.")
+    metric: Literal["auto", "f1", "accuracy"] = Field(
+        "auto", description="Test metric: auto = F1 of the positive class for binary label tasks, else accuracy."
+    )
+    positive_label: str | None = Field(None, description="Positive class for F1 (default: the first choice).")
+    seed: int = Field(0, description="Seed for initial exemplars, minibatches and the scoring sample.")
 
 
 class CacheConfig(_Model):

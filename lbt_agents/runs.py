@@ -112,7 +112,11 @@ def with_base_urls(cfg: RunConfig, urls: dict[str, str]) -> RunConfig:
         return agent.model_copy(update={"base_url": urls[agent.model]})
 
     classroom = cfg.classroom.model_copy(
-        update={"teacher": fix(cfg.classroom.teacher), "students": [fix(s) for s in cfg.classroom.students]}
+        update={
+            "teacher": fix(cfg.classroom.teacher),
+            "teachers": [fix(t) for t in cfg.classroom.teachers],
+            "students": [fix(s) for s in cfg.classroom.students],
+        }
     )
     return cfg.model_copy(update={"classroom": classroom})
 
