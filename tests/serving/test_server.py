@@ -1,0 +1,158 @@
+"""VllmServer life cycle against a fake server process (offline, fast)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from lbt_agents.errors import ServeError
+from lbt_agents.serving import Classroom, VllmServer
+from lbt_agents.serving import _guards
+
+FAKE = Path(__file__).with_name("_fake_server.py")
+
+
+@pytest.fixture
+def model_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "tiny-model"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"architectures": ["LlamaForCausalLM"]}))
+    (folder / "model.safetensors").write_bytes(b"\0" * 1024)
+    return folder
+
+
+@pytest.fixture
+def fake_vllm(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, list[str]]:
+    """Swap the vLLM command line for the fake server; extra_args pass through."""
+    launched: dict[str, list[str]] = {}
+
+    def command(self: VllmServer, model_dir: Path, port: int) -> list[str]:
+        cmd = [sys.executable, str(FAKE), str(port), self.name, *self.extra_args]
+        launched[self.name] = cmd
+        return cmd
+
+    monkeypatch.setattr(VllmServer, "_command", command)
+    return launched
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def test_start_serves_and_stop_kills_the_whole_tree(model_dir: Path, tmp_path: Path, fake_vllm) -> None:
+    pidfile = tmp_path / "child.pid"
+    server = VllmServer(model_dir, served_name="tiny", log_dir=tmp_path / "logs", extra_args=["--child-pidfile", str(pidfile)])
+    endpoint = server.start()
+    assert endpoint.base_url == f"http://127.0.0.1:{endpoint.port}/v1"
+    assert endpoint.log_path.parent == tmp_path / "logs" and endpoint.log_path.exists()
+    assert httpx.get(endpoint.base_url + "/models").json()["data"][0]["id"] == "tiny"
+    child = int(pidfile.read_text())
+    assert _alive(endpoint.pid) and _alive(child)
+    assert psutil.Process(endpoint.pid).cmdline() == server.cmdline
+    server.stop()
+    assert not _alive(endpoint.pid) and not _alive(child)
+    assert server.endpoint is None
+    server.stop()  # idempotent
+
+
+def test_restart_keeps_the_port(model_dir: Path, tmp_path: Path, fake_vllm) -> None:
+    with VllmServer(model_dir, served_name="tiny", log_dir=tmp_path) as server:
+        first = server.endpoint
+        assert first is not None
+        second = server.restart()
+        assert second.port == first.port and second.pid != first.pid
+        assert not _alive(first.pid)
+        assert httpx.get(second.base_url + "/models").status_code == 200
+    assert not _alive(second.pid)
+
+
+def test_death_during_startup_reports_last_log_lines(model_dir: Path, tmp_path: Path, fake_vllm) -> None:
+    server = VllmServer(model_dir, served_name="tiny", log_dir=tmp_path, extra_args=["--die"])
+    with pytest.raises(ServeError) as err:
+        server.start()
+    msg = str(err.value)
+    assert "exited during start-up (code 3)" in msg and "the fake engine refused to start" in msg
+    assert "\n" not in msg and str(tmp_path) in msg
+    assert server.endpoint is None
+
+
+def test_startup_timeout_stops_the_process(model_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(VllmServer, "_command", lambda self, d, p: [sys.executable, "-c", "import time; time.sleep(60)"])
+    server = VllmServer(model_dir, served_name="tiny", log_dir=tmp_path, startup_timeout_s=1.5)
+    with pytest.raises(ServeError, match="not ready after"):
+        server.start()
+    assert not any("time.sleep(60)" in " ".join(p.info["cmdline"] or []) for p in psutil.process_iter(["cmdline"]))
+
+
+def test_port_in_use_is_refused_before_spawning(model_dir: Path, tmp_path: Path, fake_vllm) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        server = VllmServer(model_dir, served_name="tiny", port=port, log_dir=tmp_path)
+        with pytest.raises(ServeError, match=f"port {port} on 127.0.0.1 is already in use"):
+            server.start()
+    assert fake_vllm == {}
+
+
+def test_too_little_memory_is_refused(model_dir: Path, tmp_path: Path, fake_vllm, monkeypatch) -> None:
+    class Tiny:
+        available = 512 << 20
+
+    monkeypatch.setattr(_guards.psutil, "virtual_memory", lambda: Tiny())
+    server = VllmServer(model_dir, served_name="tiny", log_dir=tmp_path, kv_cache_gib=4)
+    with pytest.raises(ServeError, match="not enough memory to serve tiny") as err:
+        server.start()
+    assert "0.5 GiB" in str(err.value)
+    assert fake_vllm == {}
+
+
+def test_folder_needs_a_served_name_and_a_config(model_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(ServeError, match="needs a served_name"):
+        VllmServer(model_dir)
+    with pytest.raises(ServeError, match="no config.json"):
+        VllmServer(tmp_path / "nowhere", served_name="x")
+    with pytest.raises(ServeError, match="unknown model 'nope'"):
+        VllmServer("nope")
+
+
+def test_classroom_starts_all_and_stops_all(model_dir: Path, tmp_path: Path, fake_vllm) -> None:
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "config.json").write_text("{}")
+    servers = [VllmServer(model_dir, served_name="a", log_dir=tmp_path), VllmServer(other, served_name="b", log_dir=tmp_path)]
+    classroom = Classroom(servers).start()
+    try:
+        assert set(classroom.endpoints) == {"a", "b"}
+        assert classroom.base_url("a") != classroom.base_url("b")
+        with pytest.raises(ServeError, match="not in this classroom"):
+            classroom.base_url("c")
+        pids = [e.pid for e in classroom.endpoints.values()]
+    finally:
+        classroom.stop()
+    assert not any(_alive(p) for p in pids)
+    assert classroom.endpoints == {}
+
+
+def test_broken_torchvision_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+
+    _guards.check_torch_stack.cache_clear()
+    monkeypatch.setattr(_guards.importlib.util, "find_spec", lambda name: object())
+    monkeypatch.setattr(
+        _guards.subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 1, "", "operator torchvision::nms does not exist")
+    )
+    try:
+        with pytest.raises(ServeError, match="torchvision is installed but broken.*scripts/install.sh"):
+            _guards.check_torch_stack()
+    finally:
+        _guards.check_torch_stack.cache_clear()
