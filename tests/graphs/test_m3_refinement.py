@@ -244,3 +244,67 @@ async def test_run_writes_results_and_rejects_big_k(tmp_path) -> None:
     with pytest.raises(ConfigError, match="m3.k=25"):
         await arun_m3(big, models=models)
     assert not (tmp_path / "runs" / "big").exists()  # failed before any work
+
+
+@pytest.mark.parametrize("command", ["m3", "classroom"])
+def test_cli_big_k_is_one_error_line(command, tmp_path, capsys) -> None:
+    from lbt_agents.cli import main
+
+    data = tmp_path / "bigbench"
+    data.mkdir()
+    examples = [{"input": f"A{i}", "target_scores": {"valid": i % 2, "invalid": 1 - i % 2}} for i in range(10)]
+    (data / "formal_fallacies_syllogisms_negation.json").write_text(json.dumps({"examples": examples}))
+    with pytest.raises(SystemExit) as exc:
+        main([command, "--task", "formal_fallacies", "--data-dir", str(tmp_path), "--output-dir", str(tmp_path / "runs"),
+              "--set", "task.options.test_size=4", "--set", "m3.k=6", "--no-progress"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: m3.k=6 exemplars need more training problems")
+    assert not (tmp_path / "runs").exists()
+
+
+async def test_a_killed_run_resumes_without_redoing_finished_work(tmp_path) -> None:
+    from lbt_agents.config import CacheConfig
+    from lbt_agents.errors import EndpointError
+
+    data = tmp_path / "data" / "bigbench"
+    data.mkdir(parents=True)
+    examples = [{"input": f"Argument number {i} ({'valid' if i % 2 == 0 else 'invalid'}-shaped).",
+                 "target_scores": {"valid": int(i % 2 == 0), "invalid": int(i % 2 == 1)}} for i in range(30)]
+    (data / "formal_fallacies_syllogisms_negation.json").write_text(json.dumps({"examples": examples}))
+    classroom = agent_cfgs(2)
+    classroom.teacher.max_retries = 0
+    cfg = RunConfig(
+        run_id="crash", output_dir=tmp_path / "runs", classroom=classroom, cache=CacheConfig(enabled=False),
+        task=TaskConfig(name="formal_fallacies", data_dir=tmp_path / "data", options={"test_size": 10}),
+        m3=m3cfg(rounds=2, reasons=1, test_limit=6),  # one reason: R0, a BAD set, so round 2 has failures
+    )
+    explained = []
+    healthy = teacher_factory()
+
+    def flaky(messages, params):
+        if "Explain in a short paragraph" in messages[-1]["content"]:
+            explained.append(1)
+            if len(explained) > 1:  # round 2's explanation finds the teacher gone
+                raise ConnectionError("teacher gone")
+        return healthy(messages, params)
+
+    first = {"teacher": [ScriptedChatModel(respond=flaky)], "s0": [ScriptedChatModel(respond=student)],
+             "s1": [ScriptedChatModel(respond=student)]}
+    with pytest.raises(EndpointError):
+        await arun_m3(cfg, models=first)
+    saved = [json.loads(line)["round"] for line in (tmp_path / "runs" / "crash" / "rounds.jsonl").read_text().splitlines()]
+    assert saved == [0, 1]
+    round2_answers = len(first["s0"][0].calls)
+
+    second = {"teacher": [ScriptedChatModel(respond=healthy)], "s0": [ScriptedChatModel(respond=student)],
+              "s1": [ScriptedChatModel(respond=student)]}
+    result = await arun_m3(cfg.model_copy(update={"run_id": None}), resume="crash", models=second)
+    assert [r["round"] for r in result.rows] == [0, 1, 2]
+    assert round2_answers == 2 * 4  # rounds 1 and 2, one beam set, minibatch 4
+    assert second["s0"][0].calls == second["s1"][0].calls == []  # their round-2 answers were checkpointed
+    assert len(calls(second["teacher"][0], "Explain in a short paragraph")) == 1  # round 2's only
+    # round 2 rewrote the BAD set (a duplicate of round 1's, so not scored); only round 2's test evaluation ran
+    predictor_calls = [c for c in second["teacher"][0].calls if is_predictor(c["messages"])]
+    assert len(predictor_calls) == 6
+    assert result.state["rounds"]["teacher|r2"]["duplicates"] == 1

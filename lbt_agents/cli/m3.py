@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from lbt_agents.cli._common import build_config, run_options
+
+
+def _config(config_path, overrides, task, limit, data_dir, output_dir, run_id):  # type: ignore[no-untyped-def]
+    from lbt_agents.config import RunConfig
+
+    return build_config(
+        RunConfig, config_path, overrides, task=task, limit=limit, data_dir=data_dir, output_dir=output_dir,
+        run_id=run_id,
+    )
+
+
+def _pct(v: Any) -> str:
+    return "-" if v is None else f"{100 * v:.1f}"
+
+
+@click.command()
+@run_options
+def m3(config_path, overrides, task, limit, data_dir, output_dir, run_id, resume, progress) -> None:  # type: ignore[no-untyped-def]
+    """M3: refine in-context exemplars from the students' pooled failures."""
+    from rich.console import Console
+    from rich.markdown import Markdown
+
+    from lbt_agents.m3 import run_m3, summary_markdown
+
+    cfg = _config(config_path, overrides, task, limit, data_dir, output_dir, run_id)
+    err = Console(stderr=True)
+    total = cfg.m3.rounds
+
+    def on_round(rows: list[dict[str, Any]]) -> None:
+        if not progress:
+            return
+        for r in rows:
+            per = ", ".join(f"{s} {_pct(v)}" for s, v in r["minibatch_accuracy"].items()) if r["round"] else "-"
+            down = f" [red]down: {', '.join(r['down'])}[/red]" if r["down"] else ""
+            err.print(
+                f"round {r['round']}/{total} {r['lane']}: best set score {_pct(r['best_score'])}, "
+                f"test {r['metric']} {_pct(r['test_value'])}, minibatch {per} (pooled {_pct(r['pooled_accuracy'])}), "
+                f"new/dup/kept {r['candidates']}/{r['duplicates']}/{r['kept_previous']}{down}"
+            )
+
+    result = run_m3(cfg, resume=resume, on_round=on_round)
+    Console().print(Markdown(summary_markdown(result.summary, result.rows)))
+    click.echo(f"results: {result.run_dir}")
+
+
+@click.command()
+@run_options
+def classroom(config_path, overrides, task, limit, data_dir, output_dir, run_id, resume, progress) -> None:  # type: ignore[no-untyped-def]
+    """Classroom simulation: M3 over the roster graph (several teachers, peer teaching), table and plot per round."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from lbt_agents.m3 import rows_table, run_classroom, summary_markdown
+    from lbt_agents.roster_graph import describe, roster_graph
+
+    cfg = _config(config_path, overrides, task, limit, data_dir, output_dir, run_id)
+    out = Console()
+    if progress:
+        for line in describe(roster_graph(cfg.classroom)):
+            out.print(f"teaches: {line}", highlight=False)
+
+    def on_round(rows: list[dict[str, Any]]) -> None:
+        if not progress or not rows:
+            return
+        cells = rows_table(rows)
+        table = Table(title=f"round {rows[0]['round']}/{cfg.m3.rounds}")
+        for name in cells[0]:
+            table.add_column(name)
+        for row in cells[1:]:
+            table.add_row(*row)
+        out.print(table)
+
+    result = run_classroom(cfg, resume=resume, on_round=on_round)
+    if not progress:
+        click.echo(summary_markdown(result.summary, result.rows))
+    click.echo(f"plot: {result.run_dir / 'metric_by_round.png'}")
+    click.echo(f"results: {result.run_dir}")
