@@ -12,8 +12,22 @@ from collections.abc import Sequence
 
 from lbt_agents.sandbox._isolation import Capabilities, capabilities
 from lbt_agents.sandbox._run import default_concurrency, execute, run_sync
-from lbt_agents.sandbox._types import Isolation, IsolationChoice, IsolationError, Limits, RunResult, Status
-from lbt_agents.sandbox.testing import TestCase, TestOutcome, TestReport, arun_tests, run_tests
+from lbt_agents.sandbox._types import (
+    DEFAULT_LIMITS,
+    Isolation,
+    IsolationChoice,
+    IsolationError,
+    Limits,
+    RunResult,
+    Status,
+)
+from lbt_agents.sandbox.testing import (
+    TestCase,
+    TestOutcome,
+    TestReport,
+    arun_tests,
+    run_tests,
+)
 
 __all__ = [
     "Capabilities",
@@ -39,7 +53,7 @@ async def arun_python(
     code: str,
     *,
     stdin: str = "",
-    limits: Limits = Limits(),
+    limits: Limits = DEFAULT_LIMITS,
     isolation: IsolationChoice = "auto",
     require_isolation: bool = False,
     python: str | None = None,
@@ -65,7 +79,7 @@ def run_python(
     code: str,
     *,
     stdin: str = "",
-    limits: Limits = Limits(),
+    limits: Limits = DEFAULT_LIMITS,
     isolation: IsolationChoice = "auto",
     require_isolation: bool = False,
     python: str | None = None,
@@ -82,7 +96,7 @@ async def arun_many(
     programs: Sequence[str],
     *,
     stdin: str = "",
-    limits: Limits = Limits(),
+    limits: Limits = DEFAULT_LIMITS,
     concurrency: int | None = None,
     isolation: IsolationChoice = "auto",
     require_isolation: bool = False,

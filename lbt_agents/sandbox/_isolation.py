@@ -50,7 +50,7 @@ def python_roots(python: str) -> list[str]:
 
 def bwrap_prefix(bwrap: str, workdir: str, python: str, launcher: str | None) -> list[str]:
     """The bubblewrap command that puts ``workdir`` at /sandbox (and /tmp), read-only elsewhere."""
-    cmd = [bwrap, "--die-with-parent", "--new-session", "--unshare-ipc", "--unshare-pid", "--unshare-net",
+    cmd = [bwrap, "--die-with-parent", "--new-session", "--as-pid-1", "--unshare-ipc", "--unshare-pid", "--unshare-net",
            "--unshare-uts", "--unshare-cgroup-try", "--hostname", "sandbox"]  # fmt: skip
     if is_root():
         # No user namespace: the launcher keeps CAP_SETUID/SETGID only to drop to a fresh uid.
@@ -66,6 +66,8 @@ def bwrap_prefix(bwrap: str, workdir: str, python: str, launcher: str | None) ->
             cmd += ["--ro-bind", str(path), str(path)]
     for path in _ETC_FILES:
         cmd += ["--ro-bind-try", path, path]
+    # The fresh folder first, so an interpreter that lives under /tmp is mounted over it, not hidden by it.
+    cmd += ["--bind", workdir, SANDBOX_ROOT, "--bind", workdir, "/tmp", "--proc", "/proc", "--dev", "/dev"]
     made: set[str] = set()
     for root in python_roots(python):
         for parent in reversed(Path(root).parents[:-1]):  # bwrap would create them 0700
@@ -75,8 +77,7 @@ def bwrap_prefix(bwrap: str, workdir: str, python: str, launcher: str | None) ->
         cmd += ["--ro-bind", root, root]
     if launcher is not None:
         cmd += ["--ro-bind", launcher, LAUNCHER_IN_SANDBOX]
-    cmd += ["--bind", workdir, SANDBOX_ROOT, "--bind", workdir, "/tmp", "--proc", "/proc", "--dev", "/dev",
-            "--chdir", SANDBOX_ROOT, "--remount-ro", "/"]  # fmt: skip
+    cmd += ["--chdir", SANDBOX_ROOT, "--remount-ro", "/"]
     return cmd
 
 
@@ -89,7 +90,7 @@ def capabilities() -> Capabilities:
     probe = Path(os.environ.get("TMPDIR", "/tmp"))
     cmd = [*bwrap_prefix(bwrap, str(probe), sys.executable, None), sys.executable, "-I", "-S", "-c", "pass"]
     try:
-        done = subprocess.run(cmd, capture_output=True, timeout=30, env={"PATH": "/usr/bin:/bin"})
+        done = subprocess.run(cmd, check=False, capture_output=True, timeout=30, env={"PATH": "/usr/bin:/bin"})
     except (OSError, subprocess.TimeoutExpired) as exc:
         return Capabilities(None, is_root(), f"bubblewrap failed to start: {exc}")
     if done.returncode != 0:

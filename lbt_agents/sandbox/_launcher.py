@@ -16,6 +16,7 @@ import signal
 import sys
 import time
 
+_PR_SET_PDEATHSIG = 1
 _PR_SET_DUMPABLE = 4
 _PR_SET_CHILD_SUBREAPER = 36
 
@@ -90,6 +91,7 @@ def main() -> None:
         os.setgid(cfg["uid"])
         os.setuid(cfg["uid"])
     libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # setuid cleared bwrap's --die-with-parent
 
     keep = set(cfg.get("pass_fds", []))
     argv, env = cfg["argv"], cfg["env"]
@@ -109,8 +111,8 @@ def main() -> None:
                     except OSError:
                         pass
             os.execve(argv[0], argv, env)
-        except BaseException as exc:
-            os.write(2, ("sandbox launcher: cannot start %s: %s\n" % (argv[0], exc)).encode())
+        except BaseException as exc:  # noqa: BLE001 - report, then exit 127
+            os.write(2, f"sandbox launcher: cannot start {argv[0]}: {exc}\n".encode())
         finally:
             os._exit(127)
     _, status, usage = os.wait4(pid, 0)

@@ -22,14 +22,20 @@ from typing import Any, TypeVar
 import psutil
 
 from lbt_agents.sandbox import _isolation as iso
-from lbt_agents.sandbox._types import Isolation, IsolationChoice, Limits, RunResult, Status
+from lbt_agents.sandbox._types import (
+    DEFAULT_LIMITS,
+    Isolation,
+    IsolationChoice,
+    Limits,
+    RunResult,
+    Status,
+)
 
 T = TypeVar("T")
 
 _MEMORY_MARKERS = ("MemoryError", "Cannot allocate memory", "std::bad_alloc", "out of memory")
-_LAUNCHER_OVERHEAD = {"bwrap-root": 1, "bwrap-user": 2}  # launcher (+ bwrap's pid 1 in a user namespace)
 _CHUNK = 65536
-_SEMAPHORES: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore]" = weakref.WeakKeyDictionary()
+_SEMAPHORES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
 
 
 def default_concurrency() -> int:
@@ -65,10 +71,11 @@ class _Capture:
         return self.data.decode("utf-8", errors="replace")
 
 
-async def _pipe_reader(fd: int) -> asyncio.StreamReader:
+async def _pipe_reader(fd: int, transports: list[asyncio.BaseTransport]) -> asyncio.StreamReader:
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=1 << 20)
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(fd, "rb", 0))
+    transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(fd, "rb", 0))
+    transports.append(transport)
     return reader
 
 
@@ -123,10 +130,10 @@ def _sweep(workdir: str, marker: str) -> int:
 def _classify(
     report: dict[str, Any] | None, timed_out: bool, overflow: bool, stderr: str, limits: Limits
 ) -> tuple[Status, str]:
-    if timed_out:
-        return "timeout", f"wall-time limit of {limits.wall_s:g}s"
     if overflow:
         return "output_limit", f"more than {limits.max_output_bytes} bytes of output"
+    if timed_out:
+        return "timeout", f"wall-time limit of {limits.wall_s:g}s"
     if report is None:
         return "killed", "the sandbox's launcher died before the program finished"
     code = report["exit_code"]
@@ -148,7 +155,7 @@ async def execute(
     script: str,
     *,
     stdin: str = "",
-    limits: Limits = Limits(),
+    limits: Limits = DEFAULT_LIMITS,
     isolation: IsolationChoice = "auto",
     require_isolation: bool = False,
     python: str | None = None,
@@ -187,6 +194,8 @@ async def _execute_in(
         for path in [workdir, *(str(Path(workdir) / n) for n in files)]:
             os.chown(path, uid, uid)
     root = iso.SANDBOX_ROOT if mode == "bwrap" else workdir
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
     report_r, report_w = os.pipe()
     side_r, side_w = os.pipe() if side_channel else (-1, -1)
     passed = [fd for fd in (report_w, side_w) if fd >= 0]
@@ -202,7 +211,7 @@ async def _execute_in(
     if side_channel:
         env["LBT_SIDE_FD"] = str(side_w)
     if mode == "bwrap":
-        nproc = limits.max_processes + _LAUNCHER_OVERHEAD["bwrap-root" if uid is not None else "bwrap-user"]
+        nproc = limits.max_processes + 1  # + the launcher (pid 1 of the namespace)
     else:
         nproc = _bare_nproc(limits)
     cfg = {
@@ -226,16 +235,44 @@ async def _execute_in(
         proc = await asyncio.create_subprocess_exec(
             *cmd,
             stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
+            stdout=out_w,
+            stderr=err_w,
             pass_fds=passed,
             start_new_session=True,
             env={"PATH": env["PATH"], "LANG": "C.UTF-8"},
             cwd=workdir,
         )
+    except BaseException:
+        for fd in (out_r, err_r, report_r, side_r):
+            if fd >= 0:
+                os.close(fd)
+        raise
     finally:
-        for fd in passed:
+        for fd in (out_w, err_w, *passed):
             os.close(fd)
+    transports: list[asyncio.BaseTransport] = []
+    try:
+        return await _supervise(proc, mode, workdir, marker, limits, stdin, start, transports,
+                                out_r, err_r, report_r, side_r)  # fmt: skip
+    finally:
+        for transport in transports:
+            transport.close()
+
+
+async def _supervise(
+    proc: asyncio.subprocess.Process,
+    mode: Isolation,
+    workdir: str,
+    marker: str,
+    limits: Limits,
+    stdin: str,
+    start: float,
+    transports: list[asyncio.BaseTransport],
+    out_r: int,
+    err_r: int,
+    report_r: int,
+    side_r: int,
+) -> tuple[RunResult, bytes]:
     killed = False
 
     def kill() -> None:
@@ -247,18 +284,21 @@ async def _execute_in(
             with contextlib.suppress(ProcessLookupError):
                 os.kill(proc.pid, signal.SIGUSR1)
             return
+        with contextlib.suppress(psutil.Error):
+            for child in psutil.Process(proc.pid).children():
+                child.kill()  # the launcher, pid 1 of the sandbox's namespace: all in it die
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)  # bwrap dies; --die-with-parent ends its pid namespace
+            os.killpg(proc.pid, signal.SIGKILL)
 
     out, err = _Capture(limits.max_output_bytes), _Capture(limits.max_output_bytes)
     report_cap, side_cap = _Capture(1 << 16), _Capture(1 << 22)
     readers: list[Awaitable[None]] = [
-        out.drain(proc.stdout, kill),  # type: ignore[arg-type]
-        err.drain(proc.stderr, kill),  # type: ignore[arg-type]
-        report_cap.drain(await _pipe_reader(report_r), None),
+        out.drain(await _pipe_reader(out_r, transports), kill),
+        err.drain(await _pipe_reader(err_r, transports), kill),
+        report_cap.drain(await _pipe_reader(report_r, transports), None),
     ]
-    if side_channel:
-        readers.append(side_cap.drain(await _pipe_reader(side_r), kill))
+    if side_r >= 0:
+        readers.append(side_cap.drain(await _pipe_reader(side_r, transports), kill))
 
     async def feed() -> None:
         assert proc.stdin is not None

@@ -44,7 +44,10 @@ class Limits:
 
     @property
     def cpu_limit_s(self) -> int:
-        return max(1, int(round(self.cpu_s if self.cpu_s is not None else self.wall_s)))
+        return max(1, round(self.cpu_s if self.cpu_s is not None else self.wall_s))
+
+
+DEFAULT_LIMITS = Limits()
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lbt_agents.sandbox._run import execute, run_sync
-from lbt_agents.sandbox._types import IsolationChoice, Limits, RunResult
+from lbt_agents.sandbox._types import DEFAULT_LIMITS, IsolationChoice, Limits, RunResult
 
 _HARNESS = Path(__file__).with_name("_harness.py")
 
@@ -79,7 +79,7 @@ async def arun_tests(
     *,
     prelude: str = "",
     setup: str = "",
-    limits: Limits = Limits(),
+    limits: Limits = DEFAULT_LIMITS,
     per_test_s: float | None = None,
     isolation: IsolationChoice = "auto",
     require_isolation: bool = False,
@@ -138,7 +138,7 @@ def run_tests(
     *,
     prelude: str = "",
     setup: str = "",
-    limits: Limits = Limits(),
+    limits: Limits = DEFAULT_LIMITS,
     per_test_s: float | None = None,
     isolation: IsolationChoice = "auto",
     require_isolation: bool = False,

