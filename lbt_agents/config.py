@@ -158,6 +158,20 @@ class M3Config(_Model):
     )
     positive_label: str | None = Field(None, description="Positive class for F1 (default: the first choice).")
     seed: int = Field(0, description="Seed for initial exemplars, minibatches and the scoring sample.")
+    predict_max_tokens: int | None = Field(
+        None, gt=0, description="Most tokens when a teacher answers problems (scoring, test); default: its max_tokens."
+    )
+
+
+class M2Config(_Model):
+    """M2: preference pairs from LbT scores (for DPO) and the held-out evaluation."""
+
+    weight: float = Field(0.5, ge=0.0, le=1.0, description="w in score = w·correctness + (1−w)·LbT.")
+    min_gap: float = Field(0.3, ge=0.0, le=1.0, description="Pairs need a score gap strictly above this.")
+    max_pairs_per_tp: int = Field(8, ge=1, description="Most preference pairs per TP (largest gaps first).")
+    eval_task: TaskConfig | None = Field(
+        None, description="Held-out problems for `lbt m2 eval`; default: the task's next `limit` problems."
+    )
 
 
 class CacheConfig(_Model):
@@ -191,6 +205,7 @@ class RunConfig(_Model):
     classroom: ClassroomConfig = Field(default_factory=ClassroomConfig)
     task: TaskConfig = Field(default_factory=TaskConfig)
     m1: M1Config = Field(default_factory=M1Config)
+    m2: M2Config = Field(default_factory=M2Config)
     m3: M3Config = Field(default_factory=M3Config)
     cache: CacheConfig = Field(default_factory=CacheConfig)
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,20 +10,10 @@ from typing import Any, Mapping, Sequence
 
 from langchain_core.language_models import BaseChatModel
 
-from lbt_agents.agents import make_roster
 from lbt_agents.config import RunConfig
-from lbt_agents.llm import UsageMeter, check_endpoints
+from lbt_agents.llm import UsageMeter
 from lbt_agents.progress import GraphProgress
-from lbt_agents.runs import (
-    RunDir,
-    Stopwatch,
-    call_cache,
-    checkpointer,
-    embedded_endpoints,
-    prepare_run,
-    save_dataset,
-    write_atomic,
-)
+from lbt_agents.runs import RunDir, Stopwatch, drive, open_run, save_dataset, write_atomic
 from lbt_agents.tasks import load_task
 from lbt_agents.types import TeachingItem
 
@@ -64,44 +53,20 @@ async def arun_m1(
     """
     from graphs.m1_scoring import build_graph
 
-    cfg, run = prepare_run(cfg, resume=resume, prefix="m1")
-    items = load_task(cfg.task)
     clock = Stopwatch()
-    with embedded_endpoints(cfg, run.logs) if not models else contextlib.nullcontext(cfg) as live:
-        if not models:
-            await check_endpoints(live.classroom.agents())
-        cache = call_cache(live, run)
-        roster = make_roster(
-            live.classroom, task=live.task.name, models=models, cache=cache, max_concurrency=live.max_concurrency
+    async with open_run(cfg, resume=resume, prefix="m1", models=models, load=lambda c: load_task(c.task)) as live:
+        items = live.data
+        graph = build_graph(live.roster, live.cfg.m1, checkpointer=live.saver)
+        tracker = GraphProgress(
+            total_tps=len(items),
+            exams_per_tp=live.cfg.m1.pairs_per_tp * len(items[0]["eps"]) * live.cfg.m1.reps_per_ep
+            * len(live.cfg.classroom.students),
+            enabled=progress,
         )
-        try:
-            async with checkpointer(live.checkpoint, run) as saver:
-                graph = build_graph(roster, live.m1, checkpointer=saver)
-                config = {"configurable": {"thread_id": run.run_id}, "max_concurrency": live.max_concurrency}
-                started = saver is not None and (await graph.aget_state(config)).values
-                inputs = None if (resume and started) else {"items": items}
-                tracker = GraphProgress(
-                    total_tps=len(items),
-                    exams_per_tp=live.m1.pairs_per_tp * len(items[0]["eps"]) * live.m1.reps_per_ep
-                    * len(live.classroom.students),
-                    enabled=progress,
-                )
-                with tracker:
-                    final: dict[str, Any] = {}
-                    async for chunk in graph.astream(inputs, config, stream_mode=["updates", "values"]):
-                        mode, data = chunk
-                        if mode == "updates":
-                            tracker.update(data)
-                        else:
-                            final = data
-                if saver is not None:
-                    final = (await graph.aget_state(config)).values
-        finally:
-            if cache is not None:
-                cache.close()
-    summary = summarize(final, items, roster.meter, live, wall_s=clock.seconds)
-    write_outputs(run, final, summary)
-    return M1Result(run.path, summary, final.get("results", {}))
+        final = await drive(live, graph, {"items": items}, tracker)
+    summary = summarize(final, items, live.roster.meter, live.cfg, wall_s=clock.seconds)
+    write_outputs(live.run, final, summary)
+    return M1Result(live.run.path, summary, final.get("results", {}))
 
 
 def _accuracy(results: Sequence[dict[str, Any]], mode: str) -> float | None:
@@ -146,7 +111,36 @@ def summarize(
         "requests": meter.as_dict(),
         "wall_s": round(wall_s, 1),
         "adaptive": cfg.m1.adaptive.enabled,
+        **({"code": code_table(results)} if items and items[0]["tp"]["kind"] == "code" else {}),
     }
+
+
+def code_table(results: Sequence[dict[str, Any]]) -> dict[str, float | None]:
+    """The paper's Tab. 3 columns, averaged over TPs: hidden-test pass rate
+    (S-score) of the average pair, of M1-MAX's pair, and of both among pairs
+    that pass the visible tests (V=1)."""
+
+    def mean(xs: list[float]) -> float | None:
+        return sum(xs) / len(xs) if xs else None
+
+    def best(pairs: list[dict[str, Any]]) -> dict[str, Any] | None:
+        answered = [p for p in pairs if p["answer"] is not None]
+        return max(answered, key=lambda p: (p["lbt"], -p["index"]), default=None)
+
+    avg, m1_max, avg_v1, max_v1 = [], [], [], []
+    for r in results:
+        pairs = [p for p in r["pairs"] if p.get("hidden_score") is not None]
+        v1 = [p for p in pairs if p["correct"]]
+        if pairs:
+            avg.append(mean([p["hidden_score"] for p in pairs]))
+            chosen = best(pairs)
+            m1_max.append(chosen["hidden_score"] if chosen else 0.0)
+        if v1:
+            avg_v1.append(mean([p["hidden_score"] for p in v1]))
+            chosen = best(v1)
+            max_v1.append(chosen["hidden_score"] if chosen else 0.0)
+    return {"avg": mean(avg), "m1_max": mean(m1_max), "avg_v1": mean(avg_v1), "m1_max_v1": mean(max_v1),
+            "tps_with_v1": len(avg_v1)}
 
 
 def _dataset_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
@@ -185,6 +179,16 @@ def summary_table(summary: dict[str, Any]) -> str:
     names = {"greedy": "Greedy", "sc": "SC", "max": "M1-MAX", "sum": "M1-SUM", "avg": "M1-AVG"}
     for mode, acc in summary["accuracy"].items():
         lines.append(f"| {names.get(mode, mode)} | {'-' if acc is None else f'{100 * acc:.1f}%'} |")
+    if code := summary.get("code"):
+        pct = lambda x: "-" if x is None else f"{100 * x:.1f}"  # noqa: E731
+        lines += [
+            "",
+            "Hidden-test pass rate (S-score, %), as in the paper's Tab. 3:",
+            "",
+            "| Avg | M1-MAX | Avg (V=1) | M1-MAX (V=1) |",
+            "|---|---|---|---|",
+            f"| {pct(code['avg'])} | {pct(code['m1_max'])} | {pct(code['avg_v1'])} | {pct(code['m1_max_v1'])} |",
+        ]
     lines += ["", "| agent | calls | prompt tokens | completion tokens |", "|---|---|---|---|"]
     for name, t in summary["tokens"].items():
         lines.append(f"| {name} | {t['calls']} | {t['prompt_tokens']} | {t['completion_tokens']} |")

@@ -23,6 +23,10 @@ class PairRecord(TypedDict):
     text: str
     answer: str | None
     correct: bool
+    score: float
+    """The examiner's score of the pair's answer on the TP itself (V-score for code)."""
+    hidden_score: float | None
+    """Code only: pass rate on the TP's hidden tests (S-score)."""
     truncated: bool
     prompt_tokens: int
     completion_tokens: int
