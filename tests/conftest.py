@@ -8,6 +8,7 @@ that is already running instead (nothing is started or stopped then). The model 
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 from collections.abc import Iterator
@@ -39,5 +40,23 @@ def embedded_classroom() -> Iterator[object]:
         pytest.skip("vLLM is not installed (pip install -e '.[serve]') and LBT_TEST_BASE_URL is not set")
     from lbt_agents.serving import serve_classroom
 
+    import psutil
+
+    tree: set[int] = set()
     with serve_classroom([TEST_MODEL], kv_cache_gib=2.0) as classroom:
         yield classroom
+        for endpoint in classroom.endpoints.values():  # a test may have restarted or stopped a server
+            with contextlib.suppress(psutil.NoSuchProcess):
+                root = psutil.Process(endpoint.pid)
+                tree |= {root.pid, *(c.pid for c in root.children(recursive=True))}
+    left = [p for p in tree if _alive(p)]
+    assert not left, f"the embedded classroom left processes behind: {left}"
+
+
+def _alive(pid: int) -> bool:
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False

@@ -23,6 +23,7 @@ def serve(models: tuple[str, ...], port: int | None, kv_cache_gib: float, cache_
     """Pull (if needed) and serve models on 127.0.0.1 with vLLM until Ctrl-C."""
     from lbt_agents.serving import EMBEDDED_CLASSROOM, Classroom, VllmServer, default_cache_dir, get_model
     from lbt_agents.serving import _state
+    from lbt_agents.serving._guards import check_port_free
 
     state = _state.state_path(default_cache_dir(cache_dir))
     if stop:
@@ -30,8 +31,10 @@ def serve(models: tuple[str, ...], port: int | None, kv_cache_gib: float, cache_
         click.echo(f"stopped {n} server(s)")
         return
     names = list(dict.fromkeys(models or EMBEDDED_CLASSROOM))
-    for name in names:
+    for i, name in enumerate(names):
         get_model(name)
+        if port is not None:
+            check_port_free(port + i)
     servers = [
         VllmServer(name, port=None if port is None else port + i, kv_cache_gib=kv_cache_gib, cache_dir=cache_dir)
         for i, name in enumerate(names)

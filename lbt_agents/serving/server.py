@@ -128,9 +128,8 @@ class VllmServer:
         """The command line of the running (or last launched) server."""
         return list(self._cmd)
 
-    def __enter__(self) -> VllmServer:
-        self.start()
-        return self
+    def __enter__(self) -> Endpoint:
+        return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()

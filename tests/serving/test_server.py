@@ -65,9 +65,9 @@ def test_start_serves_and_stop_kills_the_whole_tree(model_dir: Path, tmp_path: P
 
 
 def test_restart_keeps_the_port(model_dir: Path, tmp_path: Path, fake_vllm) -> None:
-    with VllmServer(model_dir, served_name="tiny", log_dir=tmp_path) as server:
-        first = server.endpoint
-        assert first is not None
+    server = VllmServer(model_dir, served_name="tiny", log_dir=tmp_path)
+    with server as first:
+        assert server.endpoint == first
         second = server.restart()
         assert second.port == first.port and second.pid != first.pid
         assert not _alive(first.pid)
