@@ -143,7 +143,8 @@ def build_graph(
     async def teacher_predicts(teacher: str, exemplars: Sequence[Exemplar], problems: Sequence[Problem],
                                key: str) -> list[dict[str, Any]]:
         agent = agents[teacher]
-        out = await asyncio.gather(*(predict(agent, exemplars, p, f"m3:{key}:{p['id']}", temperature=0.0)
+        limit = {"max_tokens": m3.predict_max_tokens} if m3.predict_max_tokens else {}
+        out = await asyncio.gather(*(predict(agent, exemplars, p, f"m3:{key}:{p['id']}", temperature=0.0, **limit)
                                      for p in problems))
         down = [o for o in out if o["status"] == "down"]
         if down:
