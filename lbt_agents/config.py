@@ -161,9 +161,6 @@ class M3Config(_Model):
     predict_max_tokens: int | None = Field(
         None, gt=0, description="Most tokens when a teacher answers problems (scoring, test); default: its max_tokens."
     )
-    predict_max_tokens: int | None = Field(
-        None, gt=0, description="Most tokens when a teacher answers problems (scoring, test); default: its max_tokens."
-    )
 
 
 class M2Config(_Model):
