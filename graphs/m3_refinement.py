@@ -159,7 +159,13 @@ def build_graph(
                                    {"role": "user", "content": prompt}]
         attempts: list[dict[str, Any]] = []
         for attempt in range(m3.max_parse_retries + 1):
-            [reply] = await agent.sample(messages, n=1, key=f"m3:{key}:a{attempt}")
+            try:
+                [reply] = await agent.sample(messages, n=1, key=f"m3:{key}:a{attempt}")
+            except EndpointError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - e.g. a prompt over the context limit: no set this time
+                attempts.append({"text": "", "error": f"request failed: {type(exc).__name__}: {exc}"[:300]})
+                break
             try:
                 exemplars = parse_exemplars(reply.text, k, choices=choices)
                 attempts.append({"text": reply.text, "error": None})
@@ -322,7 +328,13 @@ def build_graph(
         prompt = render_prompt("explain", task="m3", exemplars=format_exemplars(s["exemplars"]), failures=shown)
         messages: list[Message] = [{"role": "system", "content": load_prompt("teacher_system", task="m3").strip()},
                                    {"role": "user", "content": prompt}]
-        replies: list[Reply] = await agents[payload["lane"]].sample(messages, n=m3.reasons, key=f"m3:explain:r{r}")
+        try:
+            replies: list[Reply] = await agents[payload["lane"]].sample(messages, n=m3.reasons, key=f"m3:explain:r{r}")
+        except EndpointError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - e.g. a prompt over the context limit: no new sets this time
+            return {"log": [{"round": r, "lane": payload["lane"], "event": "explain_failed",
+                             "detail": f"{s['id']}: {type(exc).__name__}: {exc}"[:300]}]}
         reasons = {}
         for i, reply in enumerate(replies):
             rid = f"{s['id']}|r{r}|x{i}"

@@ -308,3 +308,18 @@ async def test_a_killed_run_resumes_without_redoing_finished_work(tmp_path) -> N
     predictor_calls = [c for c in second["teacher"][0].calls if is_predictor(c["messages"])]
     assert len(predictor_calls) == 6
     assert result.state["rounds"]["teacher|r2"]["duplicates"] == 1
+
+
+async def test_a_rejected_teacher_request_is_logged_and_the_round_goes_on() -> None:
+    base = teacher_factory()
+
+    def teacher(messages, params):
+        if "Explain in a short paragraph" in messages[-1]["content"]:
+            raise ValueError("prompt longer than the context")
+        return base(messages, params)
+
+    graph, _ = setup(m3cfg(rounds=2, reasons=1), teacher=teacher)
+    out = await graph.ainvoke({"train": TRAIN, "test": TEST}, {"max_concurrency": 8})
+    assert [e["event"] for e in out["log"]] == ["explain_failed", "explain_failed"]
+    assert "prompt longer than the context" in out["log"][0]["detail"]
+    assert out["beams"]["teacher"] == ["teacher/r0/init"] and set(out["rounds"]) == {"teacher|r0", "teacher|r1", "teacher|r2"}
