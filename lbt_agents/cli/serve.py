@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 from pathlib import Path
 
 import click
@@ -21,7 +22,9 @@ import click
 @click.option("--stop", is_flag=True, help="Stop the servers a running `lbt serve` started (nothing else).")
 def serve(models: tuple[str, ...], port: int | None, kv_cache_gib: float, cache_dir: Path | None, stop: bool) -> None:
     """Pull (if needed) and serve models on 127.0.0.1 with vLLM until Ctrl-C."""
-    from lbt_agents.serving import EMBEDDED_CLASSROOM, Classroom, VllmServer, default_cache_dir, get_model
+    from lbt_agents.serving import (
+        EMBEDDED_CLASSROOM, Classroom, VllmServer, default_cache_dir, get_model, pull_model, pulled_model_dir,
+    )  # fmt: skip
     from lbt_agents.serving import _state
     from lbt_agents.serving._guards import check_port_free
 
@@ -35,14 +38,16 @@ def serve(models: tuple[str, ...], port: int | None, kv_cache_gib: float, cache_
         get_model(name)
         if port is not None:
             check_port_free(port + i)
+    for name in names:
+        if pulled_model_dir(name, cache_dir=cache_dir) is None:
+            pull_model(name, cache_dir=cache_dir, progress=lambda m: click.echo(m, err=True))
     servers = [
         VllmServer(name, port=None if port is None else port + i, kv_cache_gib=kv_cache_gib, cache_dir=cache_dir)
         for i, name in enumerate(names)
     ]
     classroom = Classroom(servers)
-    # SIGTERM (e.g. from `kill`) stops the classroom like Ctrl-C does.
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+        signal.signal(signal.SIGTERM, _interrupt)  # `kill PID` stops the classroom like Ctrl-C does
     click.echo(f"starting {', '.join(names)} (about 2 minutes on a CPU) ...", err=True)
     started: set[int] = set()
     try:
@@ -59,10 +64,17 @@ def serve(models: tuple[str, ...], port: int | None, kv_cache_gib: float, cache_
             assert e is not None
             click.echo(f"{e.model}  {e.base_url}  log: {e.log_path}")
         click.echo("serving; press Ctrl-C to stop", err=True)
-        threading.Event().wait()
+        while not (ended := [s for s in servers if s.returncode is not None]):
+            time.sleep(1.0)
+        for s in ended:
+            click.echo(f"the server for {s.name} exited (code {s.returncode}); stopping the others", err=True)
     except KeyboardInterrupt:
         click.echo("stopping ...", err=True)
     finally:
         classroom.stop()
         if started:
             _state.forget(state, started)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt

@@ -70,17 +70,16 @@ def matches(entry: Started) -> bool:
 
 def stop_recorded(path: Path, say: Callable[[str], None] = print) -> int:
     """Stop every recorded server whose pid still runs its recorded command line; returns how many."""
-    stopped = 0
     entries = read(path)
+    ours = [e for e in entries if matches(e)]  # decided before killing anything
     for entry in entries:
-        if matches(entry):
+        if entry in ours:
             kill_tree(entry.pid)
             say(f"stopped {entry.model} (pid {entry.pid}, port {entry.port})")
-            stopped += 1
         else:
             say(f"skipped {entry.model}: pid {entry.pid} no longer runs its server")
     forget(path, {e.pid for e in entries})
-    return stopped
+    return len(ours)
 
 
 @contextmanager

@@ -124,6 +124,11 @@ class VllmServer:
         return self.start()
 
     @property
+    def returncode(self) -> int | None:
+        """``None`` while the server process runs (or was never launched), else its exit code."""
+        return None if self._proc is None else self._proc.poll()
+
+    @property
     def cmdline(self) -> list[str]:
         """The command line of the running (or last launched) server."""
         return list(self._cmd)

@@ -51,7 +51,7 @@ def test_list_shows_pulled_state(capsys, tmp_path: Path) -> None:
     assert code == 0
     rows = {line.split("│")[1].strip(): line for line in out.splitlines() if line.count("│") > 3}
     assert "yes" in rows["smollm2-135m"] and "no" in rows["qwen2.5-coder-0.5b"]
-    assert "unmeasured" in rows["qwen2.5-coder-1.5b"]
+    assert "1.12 GB" in rows["qwen2.5-coder-1.5b"]
 
 
 def test_pull_via_cli_uses_env_cache_dir(capsys, tmp_path: Path, fake_hub: FakeHub, monkeypatch) -> None:
@@ -87,3 +87,80 @@ def test_console_script_prints_one_line() -> None:
     )  # fmt: skip
     assert proc.returncode == 4
     assert proc.stderr.strip().count("\n") == 0 and proc.stderr.startswith("error: unknown model 'nope'")
+
+
+def _wait_lines(proc: subprocess.Popen[str], n: int) -> list[str]:
+    lines: list[str] = []
+    while len(lines) < n:
+        line = proc.stdout.readline()  # type: ignore[union-attr]
+        assert line, f"lbt serve ended early: {proc.stderr.read()}"  # type: ignore[union-attr]
+        lines.append(line.strip())
+    return lines
+
+
+def _pid_alive(pid: int) -> bool:
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def test_serve_lifecycle_and_stop(tmp_path: Path) -> None:
+    """`lbt serve` prints endpoints and records them; `--stop` stops exactly those; `lbt serve` then exits."""
+    import signal
+
+    for name in ("smollm2-135m", "qwen2.5-coder-0.5b"):
+        _fake_pulled(tmp_path, name)
+    fake_lbt = Path(__file__).with_name("_fake_lbt.py")
+    proc = subprocess.Popen(
+        [sys.executable, str(fake_lbt), "serve", "--cache-dir", str(tmp_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        lines = _wait_lines(proc, 2)
+        assert [ln.split()[0] for ln in lines] == ["smollm2-135m", "qwen2.5-coder-0.5b"]
+        assert all(ln.split()[1].startswith("http://127.0.0.1:") and " log: " in ln for ln in lines)
+        state = json.loads((tmp_path / "serve-state.json").read_text())
+        pids = [e["pid"] for e in state]
+        assert len(pids) == 2 and all(_pid_alive(p) for p in pids)
+        assert all(e["owner_pid"] == proc.pid for e in state)
+
+        stop = subprocess.run(
+            [sys.executable, "-c", "from lbt_agents.cli import main; main()", "serve", "--stop",
+             "--cache-dir", str(tmp_path)],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert stop.returncode == 0, stop.stderr
+        assert stop.stdout.strip().splitlines()[-1] == "stopped 2 server(s)"
+        assert not any(_pid_alive(p) for p in pids)
+        assert proc.wait(timeout=60) == 0  # it noticed its servers were gone and exited
+        assert "exited" in proc.stderr.read()
+        assert not (tmp_path / "serve-state.json").exists()
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=60)
+
+
+def test_serve_stops_its_servers_on_sigterm(tmp_path: Path) -> None:
+    import signal
+
+    _fake_pulled(tmp_path, "smollm2-135m")
+    proc = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("_fake_lbt.py")), "serve", "--model", "smollm2-135m",
+         "--cache-dir", str(tmp_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        _wait_lines(proc, 1)
+        pid = json.loads((tmp_path / "serve-state.json").read_text())[0]["pid"]
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+        assert not _pid_alive(pid)
+        assert not (tmp_path / "serve-state.json").exists()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
