@@ -43,6 +43,7 @@ _FIELD = re.compile(
     r"\s*(?:\*\*)?\s*:\s*(?:\*\*)?",
     re.IGNORECASE | re.MULTILINE,
 )
+_PLACEHOLDER = re.compile(r"<[^<>]*>")
 _FIELD_NAMES = {
     "problem": "question",
     "question": "question",
@@ -121,6 +122,8 @@ def _fields(block: str) -> dict[str, str]:
         name = _FIELD_NAMES[m.group(1).lower()]
         end = marks[i + 1].start() if i + 1 < len(marks) else len(block)
         value = block[m.end() : end].strip().strip("*").strip()
+        if _PLACEHOLDER.fullmatch(value.splitlines()[0].strip() if value else ""):
+            value = ""  # the format's own "<...>" placeholder, copied: not a field
         if name == "solution" and name in fields:
             continue
         if value and name not in fields:

@@ -82,3 +82,12 @@ def test_few_shot_messages_put_exemplars_as_turns_and_the_problem_last() -> None
     assert msgs[1]["content"].strip() == "Problem: Old?"
     assert msgs[2]["content"] == "Why.\n[[Final Answer]]: invalid"
     assert msgs[3]["content"].strip() == "Problem: New question?"
+
+
+def test_copied_format_placeholders_are_not_exemplars() -> None:
+    text = "### Example 1\nProblem: <the problem, with its options if it has any>\nSolution: <short reasoning>\n" \
+           "[[Final Answer]]: valid\n\n### Example 2\nProblem: Real one?\nSolution: <short step-by-step reasoning>\n" \
+           "[[Final Answer]]: invalid"
+    with pytest.raises(ExemplarParseError, match="found 1 complete example.*example 1 has no 'Problem:'"):
+        parse_exemplars(text, 2, choices=["valid", "invalid"])
+    assert parse_exemplars(text, 1)[0] == {"question": "Real one?", "solution": "", "answer": "invalid"}
