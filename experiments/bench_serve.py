@@ -1,8 +1,11 @@
 """Serving benchmark of the embedded classroom: start-up time, then completion tokens/s at 1, 16 and 64
 concurrent requests (greedy, fixed prompts, completion tokens counted from ``usage``).
 
-    python experiments/bench_serve.py [--model smollm2-135m --model qwen2.5-coder-0.5b]
-                                      [--concurrency 1 16 64] [--max-tokens 128] [--extra-arg=--enforce-eager]
+    python experiments/bench_serve.py [--run smollm2-135m:eager --run smollm2-135m:compiled ...]
+                                      [--concurrency 1 16 64] [--max-tokens 128] [--extra-arg=...]
+
+Each run is MODEL:MODE, MODE = eager (``--enforce-eager``, the CPU default) or compiled (vLLM's torch.compile).
+Default runs: both embedded-classroom models, eager, plus smollm2-135m compiled for comparison.
 
 Writes experiments/results/bench_serve{-SUFFIX}.json and .md.
 """
@@ -65,14 +68,27 @@ async def throughput(base_url: str, model: str, concurrency: int, max_tokens: in
     }
 
 
-def bench_model(model: str, args: argparse.Namespace) -> dict[str, Any]:
-    server = VllmServer(model, kv_cache_gib=args.kv_cache_gib, extra_args=args.extra_arg)
+async def sample(base_url: str, model: str) -> str:
+    """The greedy answer to a fixed question (to compare modes for correctness)."""
+    async with AsyncOpenAI(base_url=base_url, api_key="EMPTY", timeout=600, max_retries=0) as client:
+        resp = await client.chat.completions.create(
+            model=model, messages=[{"role": "user", "content": "What is the capital of France?"}], max_tokens=16, temperature=0
+        )
+    return resp.choices[0].message.content or ""
+
+
+def bench_model(model: str, mode: str, args: argparse.Namespace) -> dict[str, Any]:
+    server = VllmServer(
+        model, kv_cache_gib=args.kv_cache_gib, extra_args=args.extra_arg, torch_compile=(mode == "compiled")
+    )
     server.prepare()  # pull outside the timed start-up
     t0 = time.perf_counter()
     endpoint = server.start()
     startup = time.perf_counter() - t0
-    print(f"{model}: ready in {startup:.1f}s at {endpoint.base_url} (log {endpoint.log_path})", flush=True)
+    print(f"{model} [{mode}]: ready in {startup:.1f}s at {endpoint.base_url} (log {endpoint.log_path})", flush=True)
     try:
+        answer = asyncio.run(sample(endpoint.base_url, model))
+        print(f"  sample: {answer!r}", flush=True)
         rows = []
         for c in args.concurrency:
             row = asyncio.run(throughput(endpoint.base_url, model, c, args.max_tokens, 2 if c == 1 else 1))
@@ -80,7 +96,10 @@ def bench_model(model: str, args: argparse.Namespace) -> dict[str, Any]:
             rows.append(row)
     finally:
         server.stop()
-    return {"model": model, "startup_s": round(startup, 1), "extra_args": list(args.extra_arg), "throughput": rows}
+    return {
+        "model": model, "mode": mode, "startup_s": round(startup, 1), "cmdline": server.cmdline[2:],
+        "sample_answer": answer, "throughput": rows, "loadavg_after": [round(x, 2) for x in os.getloadavg()],
+    }  # fmt: skip
 
 
 def markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
@@ -92,24 +111,33 @@ def markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         f"{meta['max_tokens']} max tokens, temperature 0, completion tokens from `usage`; "
         f"load average at start {meta['loadavg_start']}.",
         "",
-        "| model | start-up (s) | " + " | ".join(f"tok/s @ {c}" for c in conc) + " |",
-        "|---|---:|" + "---:|" * len(conc),
+        "| model | mode | start-up (s) | " + " | ".join(f"tok/s @ {c}" for c in conc) + " | load avg after | greedy sample |",
+        "|---|---|---:|" + "---:|" * len(conc) + "---|---|",
     ]
     for r in results:
-        lines.append(f"| {r['model']} | {r['startup_s']} | " + " | ".join(str(t["tokens_per_s"]) for t in r["throughput"]) + " |")
+        tps = " | ".join(str(t["tokens_per_s"]) for t in r["throughput"])
+        sample_text = r["sample_answer"].replace("|", "/").replace("\n", " ")
+        lines.append(f"| {r['model']} | {r['mode']} | {r['startup_s']} | {tps} | {r['loadavg_after'][0]} | {sample_text!r} |")
+    lines += [
+        "",
+        "The machine's 2 cores are shared with other jobs: compare rows by their load average, not only by speed.",
+    ]
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", action="append", help="registry name (repeatable)")
+    ap.add_argument("--run", action="append", help="MODEL:MODE, MODE eager or compiled (repeatable)")
     ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 16, 64])
     ap.add_argument("--max-tokens", type=int, default=128)
     ap.add_argument("--kv-cache-gib", type=float, default=2.0)
     ap.add_argument("--extra-arg", action="append", default=[], help="extra vLLM argument (repeatable)")
     ap.add_argument("--suffix", default="", help="results file suffix (bench_serve-SUFFIX.json)")
     args = ap.parse_args()
-    models = args.model or list(EMBEDDED_CLASSROOM)
+    runs = [r.split(":", 1) for r in (args.run or [f"{m}:eager" for m in EMBEDDED_CLASSROOM] + ["smollm2-135m:compiled"])]
+    for model, mode in runs:
+        if mode not in ("eager", "compiled"):
+            raise SystemExit(f"error: mode must be eager or compiled, got {mode!r} for {model}")
     meta = {
         "when": time.strftime("%Y-%m-%d %H:%M"),
         "machine": f"{platform.machine()}, {psutil.cpu_count()} CPUs, {psutil.virtual_memory().total / 2**30:.0f} GiB RAM",
@@ -117,13 +145,15 @@ def main() -> None:
         "max_tokens": args.max_tokens,
         "extra_args": args.extra_arg,
     }
-    results = [bench_model(m, args) for m in models]
-    meta["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
     name = "bench_serve" + (f"-{args.suffix}" if args.suffix else "")
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{name}.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2))
-    table = markdown(results, meta)
-    (RESULTS / f"{name}.md").write_text(table)
+    results: list[dict[str, Any]] = []
+    for model, mode in runs:  # results are written after every run, so a cut-short benchmark keeps what it measured
+        results.append(bench_model(model, mode, args))
+        meta["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
+        (RESULTS / f"{name}.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2))
+        table = markdown(results, meta)
+        (RESULTS / f"{name}.md").write_text(table)
     print(table)
 
 

@@ -24,7 +24,7 @@ from lbt_agents.serving.pull import default_cache_dir, folder_size, pull_model
 from lbt_agents.serving.registry import MODELS, get_model
 
 HOST = "127.0.0.1"
-_OVERHEAD_BYTES = 2 << 30
+_OVERHEAD_BYTES = 5 << 29  # 2.5 GiB: measured ~2.1 GiB RSS for API server + engine core + worker
 """RAM a vLLM-CPU server needs besides weights and KV cache (API server + engine + worker processes)."""
 _LIVE: set[VllmServer] = set()
 
@@ -66,7 +66,11 @@ class VllmServer:
         log_dir: Path | None = None,
         cache_dir: Path | None = None,
         extra_args: Sequence[str] = (),
+        torch_compile: bool | None = None,
     ) -> None:
+        """``torch_compile=None``: eager on the vLLM-CPU build (start-up in ~1 instead of 2-9 minutes on 2 cores; see
+        ``experiments/results/bench_serve.md``), vLLM's default torch.compile elsewhere; ``$LBT_VLLM_COMPILE=1``
+        turns compilation on for CPU servers too."""
         self._registry_name: str | None = None
         self._model_dir: Path | None = None
         if isinstance(model, str) and model in MODELS:
@@ -91,6 +95,9 @@ class VllmServer:
         self.cache_dir = cache_dir
         self.log_dir = Path(log_dir) if log_dir is not None else default_cache_dir(cache_dir) / "logs"
         self.extra_args = tuple(extra_args)
+        if torch_compile is None:
+            torch_compile = not is_cpu_build() or os.environ.get("LBT_VLLM_COMPILE", "") == "1"
+        self.torch_compile = torch_compile
         self.endpoint: Endpoint | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._log_path: Path | None = None
@@ -216,6 +223,7 @@ class VllmServer:
             "--model", str(model_dir), "--served-model-name", self.name,
             "--host", HOST, "--port", str(port),
             "--dtype", "bfloat16", "--max-model-len", str(self.max_model_len),
+            *([] if self.torch_compile or "--enforce-eager" in self.extra_args else ["--enforce-eager"]),
             *self.extra_args,
         ]  # fmt: skip
 

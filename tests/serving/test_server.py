@@ -156,3 +156,19 @@ def test_broken_torchvision_is_reported(monkeypatch: pytest.MonkeyPatch) -> None
             _guards.check_torch_stack()
     finally:
         _guards.check_torch_stack.cache_clear()
+
+
+def test_cpu_build_serves_eager_unless_compile_is_asked(model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lbt_agents.serving import server as server_mod
+
+    monkeypatch.setattr(server_mod, "is_cpu_build", lambda: True)
+    monkeypatch.delenv("LBT_VLLM_COMPILE", raising=False)
+    eager = VllmServer(model_dir, served_name="t")._command(model_dir, 8000)
+    assert eager[1:3] == ["-m", "vllm.entrypoints.openai.api_server"] and "--enforce-eager" in eager
+    assert eager[eager.index("--port") + 1] == "8000" and eager[eager.index("--host") + 1] == "127.0.0.1"
+    assert "--enforce-eager" not in VllmServer(model_dir, served_name="t", torch_compile=True)._command(model_dir, 1)
+    monkeypatch.setenv("LBT_VLLM_COMPILE", "1")
+    assert "--enforce-eager" not in VllmServer(model_dir, served_name="t")._command(model_dir, 1)
+    monkeypatch.setattr(server_mod, "is_cpu_build", lambda: False)
+    monkeypatch.delenv("LBT_VLLM_COMPILE")
+    assert "--enforce-eager" not in VllmServer(model_dir, served_name="t")._command(model_dir, 1)
