@@ -89,6 +89,7 @@ class VllmServer:
         if kv_cache_gib <= 0:
             raise ServeError(f"kv_cache_gib must be positive, got {kv_cache_gib}")
         self.port = port
+        self._port_is_free_choice = port is None  # until first ready: a lost race for the port may pick another
         self.kv_cache_gib = kv_cache_gib
         self.max_model_len = max_model_len
         self.startup_timeout_s = startup_timeout_s
@@ -196,11 +197,18 @@ class VllmServer:
         assert self._proc is not None and self._log_path is not None and self.port is not None, "launch() first"
         deadline = time.monotonic() + self.startup_timeout_s
         url = f"http://{HOST}:{self.port}/v1/models"
+        retries = 0
         while True:
             code = self._proc.poll()
             if code is not None:
                 tail = last_lines(self._log_path, 5)
                 self.stop()
+                if self._port_is_free_choice and "address already in use" in tail.lower() and retries < 3:
+                    retries += 1  # another process took the port we picked: pick another
+                    self.port = None
+                    self.launch(check_mem=False)
+                    url = f"http://{HOST}:{self.port}/v1/models"
+                    continue
                 raise ServeError(
                     f"vLLM server for {self.name} exited during start-up (code {code}): {tail} [log: {self._log_path}]"
                 )
@@ -212,6 +220,7 @@ class VllmServer:
                     f"vLLM server for {self.name} not ready after {self.startup_timeout_s:.0f}s [log: {self._log_path}]"
                 )
             time.sleep(1.0)
+        self._port_is_free_choice = False  # from now on restarts keep this port
         self.endpoint = Endpoint(self.name, f"http://{HOST}:{self.port}/v1", self.port, self._proc.pid, self._log_path)
         return self.endpoint
 

@@ -12,6 +12,14 @@ port, name = int(sys.argv[1]), sys.argv[2]
 if "--die" in sys.argv:
     print("loading model ...\nValueError: the fake engine refused to start", flush=True)
     sys.exit(3)
+if "--busy-once" in sys.argv:  # the first launch loses the race for its port
+    marker = sys.argv[sys.argv.index("--busy-once") + 1]
+    try:
+        open(marker, "x").close()
+        print("OSError: [Errno 98] error while attempting to bind on address: address already in use", flush=True)
+        sys.exit(1)
+    except FileExistsError:
+        pass
 child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
 if "--child-pidfile" in sys.argv:
     with open(sys.argv[sys.argv.index("--child-pidfile") + 1], "w") as f:

@@ -172,3 +172,18 @@ def test_cpu_build_serves_eager_unless_compile_is_asked(model_dir: Path, monkeyp
     monkeypatch.setattr(server_mod, "is_cpu_build", lambda: False)
     monkeypatch.delenv("LBT_VLLM_COMPILE")
     assert "--enforce-eager" not in VllmServer(model_dir, served_name="t")._command(model_dir, 1)
+
+
+def test_lost_port_race_picks_another_port_only_when_free_to(model_dir: Path, tmp_path: Path, fake_vllm) -> None:
+    server = VllmServer(model_dir, served_name="tiny", log_dir=tmp_path, extra_args=["--busy-once", str(tmp_path / "m1")])
+    try:
+        endpoint = server.start()
+        assert (tmp_path / "m1").exists() and httpx.get(endpoint.base_url + "/models").status_code == 200
+    finally:
+        server.stop()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    pinned = VllmServer(model_dir, served_name="tiny", port=port, log_dir=tmp_path, extra_args=["--busy-once", str(tmp_path / "m2")])
+    with pytest.raises(ServeError, match="address already in use"):
+        pinned.start()
