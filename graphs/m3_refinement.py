@@ -22,6 +22,7 @@ Input: ``{"train": [Problem], "test": [Problem]}``; output: the whole state.
 from __future__ import annotations
 
 import asyncio
+import json
 import operator
 from dataclasses import dataclass
 from random import Random
@@ -125,9 +126,37 @@ def build_graph(
     def hint(choices: Sequence[str] | None) -> str:
         return f", one of: {', '.join(choices)}" if choices else ""
 
+    inflight: dict[str, asyncio.Future[dict[str, Any]]] = {}
+
     async def predict(agent: ChatAgent, exemplars: Sequence[Exemplar], problem: Problem, key: str,
-                      **overrides: Any) -> dict[str, Any]:
+                      *, shared: bool = False, **overrides: Any) -> dict[str, Any]:
+        """One graded answer.  ``shared``: identical requests to the same model and endpoint in flight at
+        once (teachers of several lanes scoring the same set) are sent once."""
         messages = few_shot_messages(exemplars, problem, task=task, persona=agent.cfg.persona)
+        if not shared:
+            return await _predict(agent, messages, problem, key, **overrides)
+        ident = json.dumps([agent.cfg.model, agent.cfg.base_urls, agent.cfg.sampling.model_dump(), messages, key,
+                            overrides], sort_keys=True, default=str)
+        if ident in inflight:
+            return dict(await asyncio.shield(inflight[ident]))
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        inflight[ident] = future
+        try:
+            result = await _predict(agent, messages, problem, key, **overrides)
+            future.set_result(result)
+            return result
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except Exception as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved when nobody else waits
+            raise
+        finally:
+            inflight.pop(ident, None)
+
+    async def _predict(agent: ChatAgent, messages: list[Message], problem: Problem, key: str,
+                       **overrides: Any) -> dict[str, Any]:
         try:
             [reply] = await agent.sample(messages, n=1, key=key, **overrides)
         except EndpointError as exc:
@@ -144,7 +173,8 @@ def build_graph(
                                key: str) -> list[dict[str, Any]]:
         agent = agents[teacher]
         limit = {"max_tokens": m3.predict_max_tokens} if m3.predict_max_tokens else {}
-        out = await asyncio.gather(*(predict(agent, exemplars, p, f"m3:{key}:{p['id']}", temperature=0.0, **limit)
+        out = await asyncio.gather(*(predict(agent, exemplars, p, f"m3:{key}:{p['id']}", shared=True, temperature=0.0,
+                                             **limit)
                                      for p in problems))
         down = [o for o in out if o["status"] == "down"]
         if down:

@@ -323,3 +323,22 @@ async def test_a_rejected_teacher_request_is_logged_and_the_round_goes_on() -> N
     assert [e["event"] for e in out["log"]] == ["explain_failed", "explain_failed"]
     assert "prompt longer than the context" in out["log"][0]["detail"]
     assert out["beams"]["teacher"] == ["teacher/r0/init"] and set(out["rounds"]) == {"teacher|r0", "teacher|r1", "teacher|r2"}
+
+
+async def test_lanes_sharing_a_model_send_identical_requests_once() -> None:
+    classroom = ClassroomConfig(
+        teacher=AgentConfig(name="t1", role="teacher", sampling=Sampling(temperature=0.8, seed=0)),
+        teachers=[AgentConfig(name="t2", role="teacher", sampling=Sampling(temperature=0.8, seed=0))],
+        students=[AgentConfig(name="s0", sampling=Sampling(temperature=0.0))],
+    )
+    models = {name: [ScriptedChatModel(respond=teacher_factory())] for name in ("t1", "t2")}
+    models["s0"] = [ScriptedChatModel(respond=student)]
+    agents = build_agents(RunConfig(classroom=classroom, max_concurrency=8), models=models)
+    graph = build_graph(agents, [Lane("t1", ("s0",)), Lane("t2", ("s0",))], m3cfg(reasons=1))
+    out = await graph.ainvoke({"train": TRAIN, "test": TEST}, {"max_concurrency": 8})
+    predictor = [c for n in ("t1", "t2") for c in models[n][0].calls if is_predictor(c["messages"])]
+    # round 0 (same initial set): 6 scoring + 8 test problems, once for both lanes; round 1: one new
+    # set (identical in both lanes too), 6 scoring + 8 test problems
+    assert len(predictor) == 2 * (6 + 8)
+    assert len(models["s0"][0].calls) == 2 * 4  # students are not shared: each lane's exam is its own
+    assert out["rounds"]["t1|r1"]["test_value"] == out["rounds"]["t2|r1"]["test_value"]
