@@ -35,6 +35,7 @@ _TRAIN_FLAGS = {
     "nll_weight": "nll_weight",
     "merge": "merge",
     "seed": "seed",
+    "threads": "num_threads",
 }
 
 
@@ -53,6 +54,7 @@ _TRAIN_FLAGS = {
 @click.option("--nll-weight", type=float, help="Weight of an NLL term on chosen replies (RPO) [default: 0].")
 @click.option("--merge/--no-merge", default=None, help="Write merged/ (LoRA merged into the base) [default: --merge].")
 @click.option("--seed", type=int, help="Random seed [default: 0].")
+@click.option("--threads", type=int, help="CPU threads for torch; 1 when vLLM servers share the cores [default: all].")
 @click.option("--config", type=click.Path(path_type=Path), help="YAML file whose keys are DPOSettings fields.")
 @click.option("--set", "set_", multiple=True, envvar="LBT_M2_TRAIN_SET", metavar="KEY=VALUE", help="Set any DPOSettings field (repeatable).")
 def train(config: Path | None, set_: tuple[str, ...], **flags: Any) -> None:

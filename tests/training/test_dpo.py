@@ -84,9 +84,12 @@ def test_full_finetune_two_steps(base, data, tmp_path):
     assert any("mlp" in k for k in changed)
 
 
-def test_nll_weight_and_no_merge(base, data, tmp_path):
+def test_nll_weight_no_merge_and_threads(base, data, tmp_path):
     out = tmp_path / "rpo"
-    result = train_dpo(_settings(base, data, out, nll_weight=1.0, merge=False))
+    threads = torch.get_num_threads()
+    result = train_dpo(_settings(base, data, out, nll_weight=1.0, merge=False, num_threads=1))
+    assert torch.get_num_threads() == threads  # restored after training
+    assert json.loads((out / "train_summary.json").read_text())["num_threads"] == 1
     assert result.merged_dir is None and not (out / "merged").exists()
     assert (out / "adapter" / "adapter_model.safetensors").is_file()
     # the NLL of the chosen reply (about log(vocab) for a random model) is added to the DPO loss
