@@ -114,7 +114,11 @@ def train_dpo(settings: DPOSettings, emit: Callable[[str], None] | None = None) 
     start = time.monotonic()
 
     from lbt_agents.preferences import load_pairs
-    from lbt_agents.training._model import check_causal_lm, load_tokenizer, resolve_model
+    from lbt_agents.training._model import (
+        check_causal_lm,
+        load_tokenizer,
+        resolve_model,
+    )
 
     dataset = load_pairs(settings.data)
     model_dir = resolve_model(settings.model)
