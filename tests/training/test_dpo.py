@@ -25,7 +25,7 @@ def data(tiny_pairs_dir) -> Path:
     return tiny_pairs_dir
 
 
-def _weights(folder: Path) -> dict[str, "torch.Tensor"]:
+def _weights(folder: Path) -> dict[str, torch.Tensor]:
     from safetensors.torch import load_file
 
     return load_file(str(folder / "model.safetensors"))
