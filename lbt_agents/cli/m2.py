@@ -94,3 +94,12 @@ def _run_train(settings: Any) -> None:
     table.add_row("adapter", str(result.adapter_dir or "- (full fine-tuning)"))
     table.add_row("summary", str(result.summary_path))
     Console().print(table)
+
+
+# -- lbt m2 prefs / lbt m2 eval ------------------------------------------------------------------------
+
+from lbt_agents.cli._m2_runs import evaluate as _evaluate  # noqa: E402
+from lbt_agents.cli._m2_runs import prefs as _prefs  # noqa: E402
+
+m2.add_command(_prefs)
+m2.add_command(_evaluate)
