@@ -91,7 +91,13 @@ def bench_model(model: str, mode: str, args: argparse.Namespace) -> dict[str, An
         print(f"  sample: {answer!r}", flush=True)
         rows = []
         for c in args.concurrency:
-            row = asyncio.run(throughput(endpoint.base_url, model, c, args.max_tokens, 2 if c == 1 else 1))
+            try:
+                row = asyncio.run(throughput(endpoint.base_url, model, c, args.max_tokens, 2 if c == 1 else 1))
+            except Exception as exc:  # noqa: BLE001 - a failed level is recorded, the others still run
+                row = {"concurrency": c, "tokens_per_s": None, "error": f"{type(exc).__name__}: {exc}"[:300]}
+                print(f"  c={c:>3}: failed: {row['error']}", flush=True)
+                rows.append(row)
+                break
             print(f"  c={c:>3}: {row['tokens_per_s']:>7.1f} tok/s ({row['completion_tokens']} tokens in {row['wall_s']}s)", flush=True)
             rows.append(row)
     finally:
@@ -103,7 +109,7 @@ def bench_model(model: str, mode: str, args: argparse.Namespace) -> dict[str, An
 
 
 def markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
-    conc = [r["concurrency"] for r in results[0]["throughput"]] if results else []
+    conc = meta["concurrency"]
     lines = [
         f"# Serving benchmark ({meta['when']})",
         "",
@@ -115,7 +121,11 @@ def markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         "|---|---|---:|" + "---:|" * len(conc) + "---|---|",
     ]
     for r in results:
-        tps = " | ".join(str(t["tokens_per_s"]) for t in r["throughput"])
+        by_c = {t["concurrency"]: t for t in r["throughput"]}
+        tps = " | ".join(
+            "failed" if c in by_c and by_c[c].get("error") else str(by_c[c]["tokens_per_s"]) if c in by_c else "-"
+            for c in conc
+        )
         sample_text = r["sample_answer"].replace("|", "/").replace("\n", " ")
         lines.append(f"| {r['model']} | {r['mode']} | {r['startup_s']} | {tps} | {r['loadavg_after'][0]} | {sample_text!r} |")
     lines += [
@@ -143,6 +153,7 @@ def main() -> None:
         "machine": f"{platform.machine()}, {psutil.cpu_count()} CPUs, {psutil.virtual_memory().total / 2**30:.0f} GiB RAM",
         "loadavg_start": [round(x, 2) for x in os.getloadavg()],
         "max_tokens": args.max_tokens,
+        "concurrency": args.concurrency,
         "extra_args": args.extra_arg,
     }
     name = "bench_serve" + (f"-{args.suffix}" if args.suffix else "")

@@ -180,6 +180,10 @@ class VllmServer:
         env = dict(os.environ)
         if is_cpu_build():
             env["VLLM_CPU_KVCACHE_SPACE"] = f"{self.kv_cache_gib:g}"
+            # On a shared, overloaded CPU one engine step can take minutes: vLLM's defaults (300 s per step,
+            # 600 s to get ready) kill the engine there ("RPC call to execute_model timed out").
+            env.setdefault("VLLM_EXECUTE_MODEL_TIMEOUT_SECONDS", "3600")
+            env.setdefault("VLLM_ENGINE_READY_TIMEOUT_S", str(int(max(600, self.startup_timeout_s))))
         env.setdefault("HF_HUB_OFFLINE", "1")
         env.setdefault("VLLM_NO_USAGE_STATS", "1")
         env.setdefault("DO_NOT_TRACK", "1")
