@@ -69,8 +69,11 @@ def prepare_run(cfg: RunConfig, *, resume: str | None = None, prefix: str = "run
         run = RunDir(cfg.output_dir / resume)
         if not run.config.is_file():
             raise ConfigError(f"no run {resume!r} to resume in {cfg.output_dir} (missing {run.config})")
-        saved = load_config(run.config, model=type(cfg))
-        return saved.model_copy(update={"output_dir": cfg.output_dir, "run_id": resume}), run
+        if cfg.run_id != resume:  # not already loaded from the run (see resume_config)
+            cfg = load_config(run.config, model=type(cfg))
+        cfg = cfg.model_copy(update={"output_dir": run.path.parent, "run_id": resume})
+        write_atomic(run.config, yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+        return cfg, run
     run_id = cfg.run_id or new_run_id(prefix)
     run = RunDir(cfg.output_dir / run_id)
     if run.checkpoints.exists():
@@ -79,6 +82,15 @@ def prepare_run(cfg: RunConfig, *, resume: str | None = None, prefix: str = "run
     run.path.mkdir(parents=True, exist_ok=True)
     write_atomic(run.config, yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
     return cfg, run
+
+
+def resume_config(output_dir: Path, run_id: str, overrides: Sequence[str] = (), model: type = RunConfig) -> Any:
+    """A stopped run's saved config with ``overrides`` applied (e.g. a new ``base_url``)."""
+    path = RunDir(output_dir / run_id).config
+    if not path.is_file():
+        raise ConfigError(f"no run {run_id!r} to resume in {output_dir} (missing {path})")
+    cfg = load_config(path, list(overrides), model=model)
+    return cfg.model_copy(update={"run_id": run_id, "output_dir": output_dir})
 
 
 @contextlib.contextmanager

@@ -39,8 +39,17 @@ def build_config(
     data_dir: Path | None = None,
     output_dir: Path | None = None,
     run_id: str | None = None,
+    resume: str | None = None,
 ) -> Any:
-    """The run config: YAML file, then flags, then --set overrides."""
+    """The run config: YAML file, then flags, then --set overrides.  With
+    ``resume``, the stopped run's saved config with the --set overrides (so a
+    run can continue against another server: --set classroom.teacher.base_url=...)."""
+    if resume:
+        from lbt_agents.runs import resume_config
+
+        if output_dir is None:
+            output_dir = load_config(config_path, list(overrides), model=model).output_dir if config_path else Path("runs")
+        return resume_config(output_dir, resume, overrides, model=model)
     flags = []
     if task:
         flags.append(f"task.name={task}")
@@ -52,4 +61,9 @@ def build_config(
         flags.append(f"output_dir={output_dir}")
     if run_id:
         flags.append(f"run_id={run_id}")
-    return load_config(config_path, [*flags, *overrides], model=model)
+    cfg = load_config(config_path, [*flags, *overrides], model=model)
+    if getattr(cfg, "run_id", "") is None:
+        from lbt_agents.runs import new_run_id
+
+        cfg = cfg.model_copy(update={"run_id": new_run_id()})
+    return cfg

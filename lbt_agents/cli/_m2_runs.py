@@ -18,7 +18,7 @@ def prefs(config_path, overrides, task, limit, data_dir, output_dir, run_id, res
 
     cfg = build_config(
         RunConfig, config_path, overrides, task=task, limit=limit, data_dir=data_dir, output_dir=output_dir,
-        run_id=run_id,
+        run_id=run_id, resume=resume,
     )
     result = run_m2_prefs(cfg, resume=resume, progress=progress)
     for mode, n in result.summary["pairs"].items():

@@ -3,6 +3,7 @@ from __future__ import annotations
 import click
 
 from lbt_agents.cli._common import build_config, run_options
+from lbt_agents.errors import LbtError
 
 
 @click.command()
@@ -17,8 +18,13 @@ def m1(config_path, overrides, task, limit, data_dir, output_dir, run_id, resume
 
     cfg = build_config(
         RunConfig, config_path, overrides, task=task, limit=limit, data_dir=data_dir, output_dir=output_dir,
-        run_id=run_id,
+        run_id=run_id, resume=resume,
     )
-    result = run_m1(cfg, resume=resume, progress=progress)
+    try:
+        result = run_m1(cfg, resume=resume, progress=progress)
+    except KeyboardInterrupt:
+        raise LbtError(
+            f"interrupted; finished work is saved: lbt m1 --resume {cfg.run_id} --output-dir {cfg.output_dir}"
+        ) from None
     Console().print(Markdown(summary_table(result.summary)))
     click.echo(f"results: {result.run_dir}")
