@@ -62,6 +62,8 @@ def classroom(config_path, overrides, task, limit, data_dir, output_dir, run_id,
 
     cfg = _config(config_path, overrides, task, limit, data_dir, output_dir, run_id)
     out = Console()
+    if not out.is_terminal:
+        out = Console(width=200)  # logs and pipes: whole tables, not 80 columns
     if progress:
         for line in describe(roster_graph(cfg.classroom)):
             out.print(f"teaches: {line}", highlight=False)
