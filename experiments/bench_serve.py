@@ -4,8 +4,8 @@ concurrent requests (greedy, fixed prompts, completion tokens counted from ``usa
     python experiments/bench_serve.py [--run smollm2-135m:eager --run smollm2-135m:compiled ...]
                                       [--concurrency 1 16 64] [--max-tokens 128] [--extra-arg=...]
 
-Each run is MODEL:MODE, MODE = eager (``--enforce-eager``, the CPU default) or compiled (vLLM's torch.compile).
-Default runs: both embedded-classroom models, eager, plus smollm2-135m compiled for comparison.
+Each run is MODEL:MODE, MODE = compiled (vLLM's torch.compile, the default) or eager (``--enforce-eager``).
+Default runs: both embedded-classroom models compiled, plus smollm2-135m eager for comparison.
 
 Writes experiments/results/bench_serve{-SUFFIX}.json and .md.
 """
@@ -144,7 +144,7 @@ def main() -> None:
     ap.add_argument("--extra-arg", action="append", default=[], help="extra vLLM argument (repeatable)")
     ap.add_argument("--suffix", default="", help="results file suffix (bench_serve-SUFFIX.json)")
     args = ap.parse_args()
-    runs = [r.split(":", 1) for r in (args.run or [f"{m}:eager" for m in EMBEDDED_CLASSROOM] + ["smollm2-135m:compiled"])]
+    runs = [r.split(":", 1) for r in (args.run or [f"{m}:compiled" for m in EMBEDDED_CLASSROOM] + ["smollm2-135m:eager"])]
     for model, mode in runs:
         if mode not in ("eager", "compiled"):
             raise SystemExit(f"error: mode must be eager or compiled, got {mode!r} for {model}")

