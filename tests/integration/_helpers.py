@@ -30,7 +30,7 @@ def m1_config(path: Path, base_url: str, *, tps: int, pairs: int, eps: int, **ex
         "task": {"name": "gsm8k_functional", "limit": tps, "eps_per_tp": eps, "data_dir": str(data_dir())},
         "classroom": {
             "teacher": {**agent, "name": "teacher", "role": "teacher",
-                        "sampling": {"temperature": 0.8, "n": pairs, "max_tokens": 256, "seed": 0}},
+                        "sampling": {"temperature": 0.8, "n": pairs, "max_tokens": 256}},
             "students": [{**agent, "name": "student", "sampling": {"temperature": 0.0, "max_tokens": 128}}],
         },
         "m1": {"pairs_per_tp": pairs},

@@ -24,7 +24,7 @@ def test_prefs_train_serve(tmp_path: Path, embedded_classroom) -> None:
     cfg.write_text(yaml.safe_dump({
         "task": {"name": "formal_fallacies", "split": "train", "limit": 3, "eps_per_tp": 2, "data_dir": str(data_dir())},
         "classroom": {
-            "teacher": {**agent, "name": "teacher", "sampling": {"temperature": 1.0, "n": 4, "max_tokens": 160, "seed": 0}},
+            "teacher": {**agent, "name": "teacher", "sampling": {"temperature": 1.0, "n": 4, "max_tokens": 160}},
             "students": [{**agent, "name": "student", "sampling": {"temperature": 0.0, "max_tokens": 96}}],
         },
         "m1": {"pairs_per_tp": 4},
