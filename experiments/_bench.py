@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
@@ -31,6 +32,28 @@ def server(model: str, base_url: str | None, *, dev_mode: bool = False, kv_cache
         os.environ["VLLM_SERVER_DEV_MODE"] = "1"
     with VllmServer(model, kv_cache_gib=kv_cache_gib) as endpoint:
         yield endpoint.base_url
+
+
+def m1_arguments(doc: str | None) -> argparse.ArgumentParser:
+    """The arguments the M1 benchmarks share: server, model and run size."""
+    ap = argparse.ArgumentParser(description=doc)
+    ap.add_argument("--config", default=str(ROOT / "experiments/configs/quickstart.yaml"))
+    ap.add_argument("--base-url", help="Use this running server instead of starting one.")
+    ap.add_argument("--model", default="smollm2-135m")
+    ap.add_argument("--tps", type=int, default=8)
+    ap.add_argument("--pairs", type=int, default=4)
+    ap.add_argument("--eps", type=int, default=3)
+    ap.add_argument("--concurrency", type=int, default=32)
+    return ap
+
+
+def size_overrides(args: argparse.Namespace) -> list[str]:
+    """``--set`` overrides for the benchmark's run size and model."""
+    return [
+        f"task.limit={args.tps}", f"task.eps_per_tp={args.eps}", f"m1.pairs_per_tp={args.pairs}",
+        f"max_concurrency={args.concurrency}", f"classroom.teacher.model={args.model}",
+        f"classroom.students.0.model={args.model}",
+    ]
 
 
 def run_config(path: str | Path, base_url: str, *overrides: str) -> RunConfig:

@@ -10,14 +10,13 @@ prefix cache is reset before each timed phase when the server allows it.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
-from _bench import ROOT, report, reset_prefix_cache, run_config, server
+from _bench import m1_arguments, report, reset_prefix_cache, run_config, server, size_overrides
 from openai import AsyncOpenAI
 
 from lbt_agents.agents import Student, Teacher
@@ -69,14 +68,7 @@ class _NoModel:
 
 
 async def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--config", default=str(ROOT / "experiments/configs/quickstart.yaml"))
-    ap.add_argument("--base-url")
-    ap.add_argument("--model", default="smollm2-135m")
-    ap.add_argument("--tps", type=int, default=8)
-    ap.add_argument("--pairs", type=int, default=4)
-    ap.add_argument("--eps", type=int, default=3)
-    ap.add_argument("--concurrency", type=int, default=32)
+    ap = m1_arguments(__doc__)
     ap.add_argument("--repeats", type=int, default=2)
     args = ap.parse_args()
 
@@ -85,10 +77,7 @@ async def main() -> None:
         out = Path(tempfile.mkdtemp(prefix="bench-overhead-"))
         for r in range(args.repeats):
             cfg = run_config(
-                args.config, url, f"task.limit={args.tps}", f"task.eps_per_tp={args.eps}",
-                f"m1.pairs_per_tp={args.pairs}", f"max_concurrency={args.concurrency}", "cache.enabled=false",
-                f"output_dir={out}", f"run_id=r{r}", f"classroom.teacher.model={args.model}",
-                f"classroom.students.0.model={args.model}",
+                args.config, url, *size_overrides(args), "cache.enabled=false", f"output_dir={out}", f"run_id=r{r}"
             )
             items = load_task(cfg.task)
             reset_prefix_cache(url)

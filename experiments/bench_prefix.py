@@ -10,10 +10,9 @@ counters cover the exam phase only.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 
-from _bench import ROOT, metric, report, reset_prefix_cache, run_config, server
+from _bench import m1_arguments, metric, report, reset_prefix_cache, run_config, server, size_overrides
 from langgraph.checkpoint.memory import InMemorySaver
 
 from graphs.m1_scoring import build_graph
@@ -24,21 +23,9 @@ HITS, QUERIES = "vllm:prefix_cache_hits_total", "vllm:prefix_cache_queries_total
 
 
 async def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--config", default=str(ROOT / "experiments/configs/quickstart.yaml"))
-    ap.add_argument("--base-url")
-    ap.add_argument("--model", default="smollm2-135m")
-    ap.add_argument("--tps", type=int, default=8)
-    ap.add_argument("--pairs", type=int, default=4)
-    ap.add_argument("--eps", type=int, default=3)
-    ap.add_argument("--concurrency", type=int, default=32)
-    args = ap.parse_args()
+    args = m1_arguments(__doc__).parse_args()
     with server(args.model, args.base_url, dev_mode=True) as url:
-        cfg = run_config(
-            args.config, url, f"task.limit={args.tps}", f"task.eps_per_tp={args.eps}",
-            f"m1.pairs_per_tp={args.pairs}", f"classroom.teacher.model={args.model}",
-            f"classroom.students.0.model={args.model}",
-        )
+        cfg = run_config(args.config, url, *size_overrides(args))
         items = load_task(cfg.task)
         roster = make_roster(cfg.classroom, task=cfg.task.name, max_concurrency=args.concurrency)
         graph = build_graph(roster, cfg.m1, checkpointer=InMemorySaver())

@@ -12,7 +12,7 @@ from langchain_core.language_models import BaseChatModel
 
 from lbt_agents.config import RunConfig
 from lbt_agents.llm import UsageMeter
-from lbt_agents.progress import GraphProgress
+from lbt_agents.progress import m1_progress
 from lbt_agents.runs import RunDir, Stopwatch, drive, open_run, save_dataset, write_atomic
 from lbt_agents.tasks import load_task
 from lbt_agents.types import TeachingItem
@@ -57,12 +57,7 @@ async def arun_m1(
     async with open_run(cfg, resume=resume, prefix="m1", models=models, load=lambda c: load_task(c.task)) as live:
         items = live.data
         graph = build_graph(live.roster, live.cfg.m1, checkpointer=live.saver)
-        tracker = GraphProgress(
-            total_tps=len(items),
-            exams_per_tp=live.cfg.m1.pairs_per_tp * len(items[0]["eps"]) * live.cfg.m1.reps_per_ep
-            * len(live.cfg.classroom.students),
-            enabled=progress,
-        )
+        tracker = m1_progress(live.cfg, items, enabled=progress)
         final = await drive(live, graph, {"items": items}, tracker)
     summary = summarize(final, items, live.roster.meter, live.cfg, wall_s=clock.seconds)
     write_outputs(live.run, final, summary)

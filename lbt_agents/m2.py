@@ -17,7 +17,7 @@ from langchain_core.language_models import BaseChatModel
 
 from lbt_agents.config import RunConfig, TaskConfig
 from lbt_agents.errors import DataError
-from lbt_agents.progress import GraphProgress
+from lbt_agents.progress import m1_progress
 from lbt_agents.runs import Stopwatch, drive, open_run, write_atomic
 from lbt_agents.tasks import load_task
 
@@ -50,12 +50,7 @@ async def arun_m2_prefs(
     async with open_run(cfg, resume=resume, prefix="m2", models=models, load=lambda c: load_task(c.task)) as live:
         items = live.data
         graph = build_graph(live.roster, live.cfg.m1, live.cfg.m2, checkpointer=live.saver)
-        tracker = GraphProgress(
-            total_tps=len(items),
-            exams_per_tp=live.cfg.m1.pairs_per_tp * len(items[0]["eps"]) * live.cfg.m1.reps_per_ep
-            * len(live.cfg.classroom.students),
-            enabled=progress,
-        )
+        tracker = m1_progress(live.cfg, items, enabled=progress)
         final = await drive(live, graph, {"items": items}, tracker)
     rows = final.get("preferences", {})
     m1_summary = summarize(final, items, live.roster.meter, live.cfg, wall_s=clock.seconds)

@@ -10,6 +10,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 
+def m1_progress(cfg: Any, items: list[Any], *, enabled: bool = True) -> "GraphProgress":
+    """Progress for a graph that runs M1's exams over ``items`` with ``cfg`` (a RunConfig)."""
+    exams = cfg.m1.pairs_per_tp * len(items[0]["eps"]) * cfg.m1.reps_per_ep * len(cfg.classroom.students)
+    return GraphProgress(total_tps=len(items), exams_per_tp=exams, enabled=enabled)
+
+
 class GraphProgress:
     """Counts ``teach`` and ``exam`` node updates from ``graph.astream(..., "updates")``."""
 
