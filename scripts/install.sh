@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Install lbt-agents into .venv in the repository root.
-#   scripts/install.sh              -> pip install -e ".[serve,train,dev]"
+#   scripts/install.sh              -> pip install -e ".[serve,train,code,dev]"
 #   scripts/install.sh dev          -> pip install -e ".[dev]"   (no vLLM: point agents at any OpenAI endpoint)
 # Then removes torchvision/torchaudio/torchcodec: pip pulls PyPI builds of them made for another torch,
 # and with them present `from transformers import LlamaConfig` fails (operator torchvision::nms does not exist).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-EXTRAS="${1:-serve,train,dev}"
+EXTRAS="${1:-serve,train,code,dev}"
 PYTHON="${PYTHON:-python3}"
 
 cd "$ROOT"
