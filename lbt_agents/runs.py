@@ -237,7 +237,9 @@ def call_cache(cfg: RunConfig, run: RunDir) -> CallCache | None:
 def save_dataset(rows: Sequence[dict[str, Any]], path: Path) -> None:
     """Save rows as an HF ``datasets`` dataset, atomically."""
     from datasets import Dataset
+    from datasets.utils.logging import disable_progress_bar
 
+    disable_progress_bar()  # the run's own progress display is enough
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     Dataset.from_list(list(rows)).save_to_disk(str(tmp))
     if path.exists():
