@@ -14,6 +14,7 @@ becomes individually cacheable and resumable.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import time
 from dataclasses import asdict, dataclass, field
@@ -198,10 +199,7 @@ class ChatAgent:
                 reraise=True,
             ):
                 with attempt:
-                    if self.limiter is not None:
-                        async with self.limiter:
-                            result = await model.agenerate([messages], **kwargs)
-                    else:
+                    async with self.limiter or contextlib.nullcontext():
                         result = await model.agenerate([messages], **kwargs)
         except Exception as exc:
             if _transient(exc):
