@@ -26,6 +26,7 @@ def serve(models: tuple[str, ...], port: int | None, kv_cache_gib: float, cache_
         EMBEDDED_CLASSROOM, Classroom, VllmServer, default_cache_dir, get_model, pull_model, pulled_model_dir,
     )  # fmt: skip
     from lbt_agents.serving import _state
+    from lbt_agents.serving.server import cpu_core_sets
     from lbt_agents.serving._guards import check_port_free
 
     state = _state.state_path(default_cache_dir(cache_dir))
@@ -41,8 +42,11 @@ def serve(models: tuple[str, ...], port: int | None, kv_cache_gib: float, cache_
     for name in names:
         if pulled_model_dir(name, cache_dir=cache_dir) is None:
             pull_model(name, cache_dir=cache_dir, progress=lambda m: click.echo(m, err=True))
+    cores = cpu_core_sets(len(names))
     servers = [
-        VllmServer(name, port=None if port is None else port + i, kv_cache_gib=kv_cache_gib, cache_dir=cache_dir)
+        VllmServer(
+            name, port=None if port is None else port + i, kv_cache_gib=kv_cache_gib, cache_dir=cache_dir, cpu_cores=cores[i]
+        )
         for i, name in enumerate(names)
     ]
     classroom = Classroom(servers)

@@ -10,7 +10,7 @@ from typing import Any
 from lbt_agents.errors import ServeError
 from lbt_agents.serving._guards import check_memory
 from lbt_agents.serving.registry import MODELS
-from lbt_agents.serving.server import Endpoint, VllmServer, is_cpu_build
+from lbt_agents.serving.server import Endpoint, VllmServer, cpu_core_sets, is_cpu_build
 
 
 class Classroom:
@@ -69,16 +69,17 @@ def serve_classroom(models: Sequence[str | Path], **server_kwargs: Any) -> Itera
     under its directory name unless it is listed as ``(path, served_name)`` elsewhere: serve folders
     with explicit :class:`VllmServer` objects when the name matters.
     """
-    if "port" in server_kwargs or "served_name" in server_kwargs:
-        raise ServeError("serve_classroom picks ports and names itself; use VllmServer for a fixed port or name")
+    if {"port", "served_name", "cpu_cores"} & server_kwargs.keys():
+        raise ServeError("serve_classroom picks ports, names and cores itself; use VllmServer to fix them")
     if not models:
         raise ServeError("serve_classroom needs at least one model")
     extra = list(server_kwargs.pop("extra_args", ()))
     if not is_cpu_build() and len(models) > 1 and not any(a.startswith("--gpu-memory-utilization") for a in extra):
         extra += ["--gpu-memory-utilization", f"{0.85 / len(models):.3f}"]
+    cores = cpu_core_sets(len(models))  # engines that share cores slow each other down many-fold
     servers = [
-        VllmServer(m, served_name=None if str(m) in MODELS else Path(m).name, extra_args=extra, **server_kwargs)
-        for m in models
+        VllmServer(m, served_name=None if str(m) in MODELS else Path(m).name, extra_args=extra, cpu_cores=c, **server_kwargs)
+        for m, c in zip(models, cores, strict=True)
     ]
     if len({s.name for s in servers}) != len(servers):
         raise ServeError(f"duplicate models in the classroom: {[s.name for s in servers]}")

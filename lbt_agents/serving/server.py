@@ -55,6 +55,27 @@ def serving_dtype() -> str:
     return "bfloat16" if flags & {"avx512_bf16", "amx_bf16"} else "float32"
 
 
+def cpu_core_sets(n: int) -> list[str]:
+    """Disjoint core lists (vLLM's ``VLLM_CPU_OMP_THREADS_BIND`` syntax) for ``n`` CPU engines.
+
+    vLLM's ``auto`` binding pins every engine to the same cores and keeps one core for the front
+    end: two engines on a 2-core machine both ran on core 0, at ~8 instead of ~35 tokens/s for
+    Qwen2.5-0.5B.  One engine gets every core; several get contiguous, even shares (round-robin
+    single cores when there are more engines than cores)."""
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+    if n < 1:
+        return []
+    if n >= len(cores):
+        return [str(cores[i % len(cores)]) for i in range(n)]
+    size, extra = divmod(len(cores), n)
+    sets, start = [], 0
+    for i in range(n):
+        end = start + size + (1 if i < extra else 0)
+        sets.append(",".join(map(str, cores[start:end])))
+        start = end
+    return sets
+
+
 def is_cpu_build() -> bool:
     """True when the installed vLLM is the CPU build (``vllm-cpu``) or no CUDA vLLM is installed."""
     if os.environ.get("VLLM_TARGET_DEVICE") == "cpu":
@@ -82,10 +103,12 @@ class VllmServer:
         cache_dir: Path | None = None,
         extra_args: Sequence[str] = (),
         torch_compile: bool | None = None,
+        cpu_cores: str | None = None,
     ) -> None:
         """``torch_compile=None``: vLLM's default torch.compile, unless ``$LBT_VLLM_EAGER=1`` (``--enforce-eager``:
         start-up in ~1.5 instead of 2-9 minutes on 2 shared cores, but >10x fewer tokens/s at 16-64 concurrent
-        requests on the vLLM-CPU build; see ``experiments/results/bench_serve.md``)."""
+        requests on the vLLM-CPU build; see ``experiments/results/bench_serve.md``).  ``cpu_cores``: the cores
+        a CPU engine's threads use, e.g. ``"0,1"`` (default: all; ``$VLLM_CPU_OMP_THREADS_BIND`` wins)."""
         self._registry_name: str | None = None
         self._model_dir: Path | None = None
         if isinstance(model, str) and model in MODELS:
@@ -114,6 +137,7 @@ class VllmServer:
         if torch_compile is None:
             torch_compile = os.environ.get("LBT_VLLM_EAGER", "") != "1"
         self.torch_compile = torch_compile
+        self.cpu_cores = cpu_cores
         self.endpoint: Endpoint | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._log_path: Path | None = None
@@ -195,6 +219,7 @@ class VllmServer:
         env = dict(os.environ)
         if is_cpu_build():
             env["VLLM_CPU_KVCACHE_SPACE"] = f"{self.kv_cache_gib:g}"
+            env.setdefault("VLLM_CPU_OMP_THREADS_BIND", self.cpu_cores or cpu_core_sets(1)[0])
             # On a shared, overloaded CPU one engine step can take minutes: vLLM's defaults (300 s per step,
             # 600 s to get ready) kill the engine there ("RPC call to execute_model timed out").
             env.setdefault("VLLM_EXECUTE_MODEL_TIMEOUT_SECONDS", "3600")

@@ -167,3 +167,52 @@ def test_compiled_by_default_eager_on_request(model_dir: Path, monkeypatch: pyte
     monkeypatch.setenv("LBT_VLLM_EAGER", "1")
     assert "--enforce-eager" in VllmServer(model_dir, served_name="t")._command(model_dir, 1)
     assert "--enforce-eager" not in VllmServer(model_dir, served_name="t", torch_compile=True)._command(model_dir, 1)
+
+
+@pytest.mark.parametrize(
+    ("cores", "n", "expected"),
+    [
+        ({0, 1}, 1, ["0,1"]),
+        ({0, 1}, 2, ["0", "1"]),
+        ({0, 1}, 3, ["0", "1", "0"]),
+        ({2, 3, 4, 5, 6}, 2, ["2,3,4", "5,6"]),
+    ],
+)
+def test_cpu_engines_get_disjoint_cores(monkeypatch: pytest.MonkeyPatch, cores: set[int], n: int, expected: list[str]) -> None:
+    from lbt_agents.serving import server
+
+    monkeypatch.setattr(server.os, "sched_getaffinity", lambda pid: cores)
+    assert server.cpu_core_sets(n) == expected
+
+
+def test_classroom_engines_run_on_their_own_cores(monkeypatch: pytest.MonkeyPatch, model_dir: Path, tmp_path: Path) -> None:
+    from lbt_agents.serving import classroom, server
+
+    monkeypatch.setattr(server.os, "sched_getaffinity", lambda pid: {0, 1})
+    monkeypatch.setattr(server, "is_cpu_build", lambda: True)
+    monkeypatch.setattr(server, "check_torch_stack", lambda: None)
+    monkeypatch.delenv("VLLM_CPU_OMP_THREADS_BIND", raising=False)
+    monkeypatch.setattr(classroom.Classroom, "start", lambda self: self)
+    other = tmp_path / "other-model"
+    other.mkdir()
+    for f in model_dir.iterdir():
+        (other / f.name).write_bytes(f.read_bytes())
+    with classroom.serve_classroom([model_dir, other], log_dir=tmp_path) as room:
+        assert [room.server(n).cpu_cores for n in ("tiny-model", "other-model")] == ["0", "1"]
+
+    envs: dict[str, str] = {}
+
+    class Launched(Exception):
+        pass
+
+    def popen(cmd: list[str], **kwargs: object) -> None:
+        env = kwargs["env"]
+        assert isinstance(env, dict)
+        envs[cmd[cmd.index("--served-model-name") + 1]] = env["VLLM_CPU_OMP_THREADS_BIND"]
+        raise Launched
+
+    monkeypatch.setattr(server.subprocess, "Popen", popen)
+    for name, cores in (("lone", None), ("pinned", "1")):
+        with pytest.raises(Launched):
+            VllmServer(other, served_name=name, log_dir=tmp_path, cpu_cores=cores).launch(check_mem=False)
+    assert envs == {"lone": "0,1", "pinned": "1"}  # one engine: every core
