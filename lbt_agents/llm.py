@@ -9,6 +9,12 @@ distinct, replica spreading, and token accounting.
 Samples are requested one per call (sample ``i`` uses seed ``seed + i``): with
 vLLM's prefix cache the shared prompt is computed once anyway, and each sample
 becomes individually cacheable and resumable.
+
+Calls that declare a shared prefix (``sample(..., shared_prefix=k)``: the first
+``k`` messages are the same for many calls, e.g. one TR-TA pair's exams) take
+turns: the first call streams, and the others start once its first token is out,
+i.e. once the server has computed, and cached, the shared part.  Sent together,
+requests that arrive in the same scheduler step each compute the prefix again.
 """
 
 from __future__ import annotations
@@ -18,10 +24,12 @@ import contextlib
 import itertools
 import time
 from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
 from typing import Any, Sequence
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.outputs import LLMResult
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from lbt_agents.cache import CallCache, cache_key
@@ -143,6 +151,7 @@ class ChatAgent:
         self.cache = cache
         self.meter = meter if meter is not None else UsageMeter()
         self.limiter = limiter
+        self._prefix_turns: dict[str, asyncio.Future[None]] = {}
 
     @property
     def name(self) -> str:
@@ -154,18 +163,23 @@ class ChatAgent:
         *,
         n: int | None = None,
         key: str = "",
+        shared_prefix: int = 0,
         **overrides: Any,
     ) -> list[Reply]:
         """``n`` independent samples (default ``sampling.n``) for ``messages``.
 
         ``key`` names the call site (e.g. an exam id) so that identical prompts
         asked for different purposes stay distinct samples in the cache.
+        ``shared_prefix``: how many leading messages other calls share (see the module docs).
         """
         sampling = self.cfg.sampling.model_copy(update=overrides) if overrides else self.cfg.sampling
         count = n if n is not None else sampling.n
-        return list(await asyncio.gather(*(self._one(messages, sampling, i, key) for i in range(count))))
+        prefix = cache_key(model=self.cfg.model, messages=list(messages[:shared_prefix])) if shared_prefix else None
+        return list(await asyncio.gather(*(self._one(messages, sampling, i, key, prefix) for i in range(count))))
 
-    async def _one(self, messages: Sequence[Message], sampling: Sampling, index: int, key: str) -> Reply:
+    async def _one(
+        self, messages: Sequence[Message], sampling: Sampling, index: int, key: str, prefix: str | None = None
+    ) -> Reply:
         seed = None if sampling.seed is None else sampling.seed + index
         params = sampling.model_dump(exclude={"n", "seed"})
         ck = cache_key(model=self.cfg.model, messages=list(messages), params=params, seed=seed, index=index, key=key)
@@ -174,13 +188,40 @@ class ChatAgent:
             self.meter.of(self.name).add(reply, 0.0)
             return reply
         started = time.perf_counter()
-        reply = await self._request(to_langchain(messages), params, seed)
+        reply = await self._prefix_turn(prefix, to_langchain(messages), params, seed)
         self.meter.of(self.name).add(reply, time.perf_counter() - started)
         if self.cache is not None:
             self.cache.put(ck, reply.to_dict())
         return reply
 
-    async def _request(self, messages: list[BaseMessage], params: dict[str, Any], seed: int | None) -> Reply:
+    async def _prefix_turn(
+        self, prefix: str | None, messages: list[BaseMessage], params: dict[str, Any], seed: int | None
+    ) -> Reply:
+        """The first call with ``prefix`` streams and opens the turn at its first token; the rest wait for that."""
+        if prefix is None:
+            return await self._request(messages, params, seed)
+        turn = self._prefix_turns.get(prefix)
+        if turn is not None:
+            await asyncio.shield(turn)
+            return await self._request(messages, params, seed)
+        turn = self._prefix_turns[prefix] = asyncio.get_running_loop().create_future()
+
+        def open_turn() -> None:
+            if not turn.done():
+                turn.set_result(None)
+
+        try:
+            return await self._request(messages, params, seed, on_first_token=open_turn)
+        finally:
+            open_turn()  # failed or not: the others go ahead (and retry on their own)
+
+    async def _request(
+        self,
+        messages: list[BaseMessage],
+        params: dict[str, Any],
+        seed: int | None,
+        on_first_token: Callable[[], None] | None = None,
+    ) -> Reply:
         kwargs: dict[str, Any] = {
             "temperature": params["temperature"],
             "top_p": params["top_p"],
@@ -200,7 +241,9 @@ class ChatAgent:
             ):
                 with attempt:
                     async with self.limiter or contextlib.nullcontext():
-                        result = await model.agenerate([messages], **kwargs)
+                        if on_first_token is None:
+                            return _reply(await model.agenerate([messages], **kwargs))
+                        return await _streamed_reply(model, messages, kwargs, on_first_token)
         except Exception as exc:
             if _transient(exc):
                 where = getattr(model, "openai_api_base", None) or type(model).__name__
@@ -210,14 +253,36 @@ class ChatAgent:
                     "finished work is saved, resume the run when the server is back"
                 ) from exc
             raise
-        gen = result.generations[0][0]
-        usage = getattr(gen.message, "usage_metadata", None) or {}
-        return Reply(
-            text=gen.text,
-            finish_reason=(gen.generation_info or {}).get("finish_reason"),
-            prompt_tokens=int(usage.get("input_tokens", 0) or 0),
-            completion_tokens=int(usage.get("output_tokens", 0) or 0),
-        )
+        raise AssertionError("unreachable: tenacity returns or raises")
+
+
+def _reply(result: LLMResult) -> Reply:
+    gen = result.generations[0][0]
+    usage = getattr(gen.message, "usage_metadata", None) or {}
+    return Reply(
+        text=gen.text,
+        finish_reason=(gen.generation_info or {}).get("finish_reason"),
+        prompt_tokens=int(usage.get("input_tokens", 0) or 0),
+        completion_tokens=int(usage.get("output_tokens", 0) or 0),
+    )
+
+
+async def _streamed_reply(
+    model: BaseChatModel, messages: list[BaseMessage], kwargs: dict[str, Any], on_first_token: Callable[[], None]
+) -> Reply:
+    full: BaseMessage | None = None
+    async for chunk in model.astream(messages, stream_usage=True, **kwargs):
+        on_first_token()
+        full = chunk if full is None else full + chunk  # type: ignore[operator]
+    if full is None:
+        return Reply(text="")
+    usage = getattr(full, "usage_metadata", None) or {}
+    return Reply(
+        text=full.text if isinstance(full.text, str) else str(full.content),
+        finish_reason=full.response_metadata.get("finish_reason"),
+        prompt_tokens=int(usage.get("input_tokens", 0) or 0),
+        completion_tokens=int(usage.get("output_tokens", 0) or 0),
+    )
 
 
 async def check_endpoints(agents: Sequence[AgentConfig], timeout_s: float = 10.0) -> None:

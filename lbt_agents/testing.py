@@ -9,11 +9,12 @@ it reports token usage and a finish reason, and records every request it saw.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Iterator
 from typing import Any, Callable
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage
-from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import Field
 
 Responder = Callable[..., str]
@@ -64,3 +65,19 @@ class ScriptedChatModel(BaseChatModel):
             },
         )
         return ChatResult(generations=[ChatGeneration(message=message, generation_info={"finish_reason": finish})])
+
+    def _stream(
+        self, messages: list[BaseMessage], stop: list[str] | None = None, run_manager: Any = None, **kwargs: Any
+    ) -> Iterator[ChatGenerationChunk]:
+        """The same reply, word by word; usage and finish reason on the last chunk (as OpenAI streams)."""
+        kwargs.pop("stream_usage", None)
+        [gen] = self._generate(messages, stop, run_manager, **kwargs).generations
+        for i, word in enumerate(str(gen.message.content).split(" ")):
+            yield ChatGenerationChunk(message=AIMessageChunk(content=word if i == 0 else " " + word))
+        yield ChatGenerationChunk(
+            message=AIMessageChunk(
+                content="",
+                usage_metadata=getattr(gen.message, "usage_metadata", None),
+                response_metadata={"finish_reason": (gen.generation_info or {}).get("finish_reason")},
+            )
+        )

@@ -32,5 +32,6 @@ class Student:
         ]
 
     async def take_exam(self, tp: Problem, teaching: str, ep: Problem, *, key: str) -> Reply:
-        [reply] = await self.chat.sample(self.messages(tp, teaching, ep), n=1, key=f"exam:{key}")
+        messages = self.messages(tp, teaching, ep)
+        [reply] = await self.chat.sample(messages, n=1, key=f"exam:{key}", shared_prefix=len(messages) - 1)
         return reply
