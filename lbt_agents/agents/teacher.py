@@ -21,8 +21,9 @@ class Teacher:
         ]
 
     async def teach(self, tp: Problem, n: int) -> list[Reply]:
-        """``n`` sampled TR-TA pairs."""
-        return await self.chat.sample(self.messages(tp), n=n, key=f"teach:{tp['id']}")
+        """``n`` sampled TR-TA pairs (the first one's prompt is cached on the server before the rest go)."""
+        messages = self.messages(tp)
+        return await self.chat.sample(messages, n=n, key=f"teach:{tp['id']}", shared_prefix=len(messages))
 
     async def greedy(self, tp: Problem) -> Reply:
         """One greedy TR-TA pair (the greedy baseline)."""
