@@ -198,6 +198,10 @@ class ServeConfig(_Model):
     cache_dir: Path | None = Field(None, description="Model cache; default: LBT_CACHE_DIR or the user cache.")
     kv_cache_gib: float = Field(2.0, gt=0, description="KV cache per server, GiB (CPU).")
     max_model_len: int = Field(4096, gt=0)
+    block_size: int | None = Field(
+        None, gt=0, description="KV cache block in tokens (default: vLLM's, 128 on CPU); the prefix cache reuses "
+        "whole blocks, so 32 serves more of each exam prompt (measured: 0.61 vs 0.52 of student prompt tokens).",
+    )  # fmt: skip
     startup_timeout_s: float = Field(900.0, gt=0)
 
 

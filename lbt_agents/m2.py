@@ -102,6 +102,7 @@ async def aevaluate(
         with VllmServer(
             model, served_name=served, kv_cache_gib=cfg.serve.kv_cache_gib, max_model_len=cfg.serve.max_model_len,
             startup_timeout_s=cfg.serve.startup_timeout_s, cache_dir=cfg.serve.cache_dir, log_dir=log_dir,
+            block_size=cfg.serve.block_size,
         ) as endpoint:
             agent = cfg.classroom.teacher.model_copy(update={"base_url": endpoint.base_url, "model": served})
             teacher = Teacher(ChatAgent(agent, limiter=asyncio.Semaphore(cfg.max_concurrency)), task=cfg.task.name)

@@ -110,6 +110,7 @@ def embedded_endpoints(cfg: RunConfig, log_dir: Path) -> Iterator[RunConfig]:
         kv_cache_gib=cfg.serve.kv_cache_gib,
         max_model_len=cfg.serve.max_model_len,
         startup_timeout_s=cfg.serve.startup_timeout_s,
+        block_size=cfg.serve.block_size,
         log_dir=log_dir,
     ) as classroom:
         yield with_base_urls(cfg, {m: classroom.base_url(m) for m in wanted})

