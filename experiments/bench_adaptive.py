@@ -49,6 +49,10 @@ async def main() -> None:
         teacher_calls = full.summary["tokens"]["teacher"]["calls"]
         per_sample = tokens(full.summary, "teacher") / max(1, teacher_calls)
 
+        ratio = ad_tok / full_tok if full_tok else 0.0
+        print(f"student tokens: full {full_tok}, adaptive {ad_tok}, ratio {ratio:.3f}; "
+              f"accuracy full {full.summary['accuracy']}, adaptive {adaptive.summary['accuracy']}", flush=True)
+
         # SC at equal tokens: spend adaptive's student tokens on more teacher samples.
         cfg = run_config(args.config, url, *common)
         items = load_task(cfg.task)
@@ -64,7 +68,6 @@ async def main() -> None:
         cache.close()
     sc_equal = correct / len(items)
     acc_f, acc_a = full.summary["accuracy"], adaptive.summary["accuracy"]
-    ratio = ad_tok / full_tok if full_tok else 0.0
     data = {
         "tps": len(items), "full": {"accuracy": acc_f, "student_tokens": full_tok, "exams": full.summary["exams"]},
         "adaptive": {"accuracy": acc_a, "student_tokens": ad_tok, "exams": adaptive.summary["exams"]},
