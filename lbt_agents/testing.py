@@ -9,7 +9,8 @@ it reports token usage and a finish reason, and records every request it saw.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterator
+import asyncio
+from collections.abc import AsyncIterator, Iterator
 from typing import Any, Callable
 
 from langchain_core.language_models import BaseChatModel
@@ -71,13 +72,25 @@ class ScriptedChatModel(BaseChatModel):
     ) -> Iterator[ChatGenerationChunk]:
         """The same reply, word by word; usage and finish reason on the last chunk (as OpenAI streams)."""
         kwargs.pop("stream_usage", None)
-        [gen] = self._generate(messages, stop, run_manager, **kwargs).generations
-        for i, word in enumerate(str(gen.message.content).split(" ")):
-            yield ChatGenerationChunk(message=AIMessageChunk(content=word if i == 0 else " " + word))
-        yield ChatGenerationChunk(
-            message=AIMessageChunk(
-                content="",
-                usage_metadata=getattr(gen.message, "usage_metadata", None),
-                response_metadata={"finish_reason": (gen.generation_info or {}).get("finish_reason")},
-            )
+        yield from _chunks(self._generate(messages, stop, run_manager, **kwargs))
+
+    async def _astream(
+        self, messages: list[BaseMessage], stop: list[str] | None = None, run_manager: Any = None, **kwargs: Any
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        kwargs.pop("stream_usage", None)
+        result = await asyncio.to_thread(self._generate, messages, stop, None, **kwargs)  # one hop, like ainvoke
+        for chunk in _chunks(result):
+            yield chunk
+
+
+def _chunks(result: ChatResult) -> Iterator[ChatGenerationChunk]:
+    [gen] = result.generations
+    for i, word in enumerate(str(gen.message.content).split(" ")):
+        yield ChatGenerationChunk(message=AIMessageChunk(content=word if i == 0 else " " + word))
+    yield ChatGenerationChunk(
+        message=AIMessageChunk(
+            content="",
+            usage_metadata=getattr(gen.message, "usage_metadata", None),
+            response_metadata={"finish_reason": (gen.generation_info or {}).get("finish_reason")},
         )
+    )
