@@ -200,11 +200,12 @@ class ChatAgent:
         """The first call with ``prefix`` streams and opens the turn at its first token; the rest wait for that."""
         if prefix is None:
             return await self._request(messages, params, seed)
+        loop = asyncio.get_running_loop()
         turn = self._prefix_turns.get(prefix)
-        if turn is not None:
+        if turn is not None and turn.get_loop() is loop:  # a turn left by another event loop never opens
             await asyncio.shield(turn)
             return await self._request(messages, params, seed)
-        turn = self._prefix_turns[prefix] = asyncio.get_running_loop().create_future()
+        turn = self._prefix_turns[prefix] = loop.create_future()
 
         def open_turn() -> None:
             if not turn.done():
