@@ -64,6 +64,18 @@ def run_config(path: str | Path, base_url: str, *overrides: str) -> RunConfig:
     return cfg
 
 
+def exam_messages(student: Any, items: list[dict[str, Any]], results: dict[str, Any]) -> list[list[dict[str, str]]]:
+    """The prompt of every exam an M1 run held, rebuilt from its results."""
+    by_id = {it["tp"]["id"]: it for it in items}
+    prompts = []
+    for tp_id, res in results.items():
+        item = by_id[tp_id]
+        eps = {ep["id"]: ep for ep in item["eps"]}
+        for pair in res["pairs"]:
+            prompts += [student.messages(item["tp"], pair["text"], eps[exam["ep_id"]]) for exam in pair["exams"]]
+    return prompts
+
+
 def metric(base_url: str, name: str) -> float:
     text = httpx.get(base_url.removesuffix("/v1") + "/metrics", timeout=10).text
     return sum(float(m.group(1)) for m in re.finditer(rf"^{re.escape(name)}(?:{{[^}}]*}})? (\S+)$", text, re.M))

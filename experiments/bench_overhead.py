@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _bench import m1_arguments, report, reset_prefix_cache, run_config, server, size_overrides
+from _bench import exam_messages, m1_arguments, report, reset_prefix_cache, run_config, server, size_overrides
 from openai import AsyncOpenAI
 
 from lbt_agents.agents import Student, Teacher
@@ -41,7 +41,6 @@ async def replay(base_url: str, cfg, items, results, concurrency: int) -> float:
                 max_tokens=sampling.max_tokens, **({"seed": seed} if seed is not None else {}),
             )
 
-    by_id = {it["tp"]["id"]: it for it in items}
     teach_calls = []
     for item in items:
         msgs = teacher.messages(item["tp"])
@@ -49,14 +48,7 @@ async def replay(base_url: str, cfg, items, results, concurrency: int) -> float:
         teach_calls += [call(msgs, s, None if s.seed is None else s.seed + i) for i in range(cfg.m1.pairs_per_tp)]
         if cfg.m1.greedy_baseline:
             teach_calls.append(call(msgs, s.model_copy(update={"temperature": 0.0}), s.seed))
-    exam_calls = []
-    for tp_id, res in results.items():
-        item = by_id[tp_id]
-        eps = {ep["id"]: ep for ep in item["eps"]}
-        for pair in res["pairs"]:
-            for exam in pair["exams"]:
-                msgs = student.messages(item["tp"], pair["text"], eps[exam["ep_id"]])
-                exam_calls.append(call(msgs, s_cfg.sampling, s_cfg.sampling.seed))
+    exam_calls = [call(msgs, s_cfg.sampling, s_cfg.sampling.seed) for msgs in exam_messages(student, items, results)]
     start = time.perf_counter()
     await asyncio.gather(*teach_calls)
     await asyncio.gather(*exam_calls)

@@ -20,6 +20,7 @@ import re
 
 import httpx
 from _bench import (
+    exam_messages,
     m1_arguments,
     metric,
     report,
@@ -76,15 +77,8 @@ async def main() -> None:
         hits0, queries0 = metric(url, HITS), metric(url, QUERIES)
         out = await graph.ainvoke(None, config)
         hits, queries = metric(url, HITS) - hits0, metric(url, QUERIES) - queries0
-        student, by_id = roster.students[0], {it["tp"]["id"]: it for it in items}
-        prompts = []
-        for tp_id, res in out["results"].items():
-            item = by_id[tp_id]
-            eps = {ep["id"]: ep for ep in item["eps"]}
-            for pair in res["pairs"]:
-                for exam in pair["exams"]:
-                    messages = student.messages(item["tp"], pair["text"], eps[exam["ep_id"]])
-                    prompts.append(tokenize(url, cfg.classroom.students[0].model, messages))
+        model = cfg.classroom.students[0].model
+        prompts = [tokenize(url, model, m) for m in exam_messages(roster.students[0], items, out["results"])]
         block = block_size(url)
     exams = len(prompts)
     ratio = hits / queries if queries else 0.0

@@ -259,10 +259,14 @@ class ChatAgent:
 
 def _reply(result: LLMResult) -> Reply:
     gen = result.generations[0][0]
-    usage = getattr(gen.message, "usage_metadata", None) or {}
+    return _with_usage(gen.text, (gen.generation_info or {}).get("finish_reason"), gen.message)
+
+
+def _with_usage(text: str, finish_reason: str | None, message: BaseMessage) -> Reply:
+    usage = getattr(message, "usage_metadata", None) or {}
     return Reply(
-        text=gen.text,
-        finish_reason=(gen.generation_info or {}).get("finish_reason"),
+        text=text,
+        finish_reason=finish_reason,
         prompt_tokens=int(usage.get("input_tokens", 0) or 0),
         completion_tokens=int(usage.get("output_tokens", 0) or 0),
     )
@@ -277,13 +281,8 @@ async def _streamed_reply(
         full = chunk if full is None else full + chunk  # type: ignore[operator]
     if full is None:
         return Reply(text="")
-    usage = getattr(full, "usage_metadata", None) or {}
-    return Reply(
-        text=full.text if isinstance(full.text, str) else str(full.content),
-        finish_reason=full.response_metadata.get("finish_reason"),
-        prompt_tokens=int(usage.get("input_tokens", 0) or 0),
-        completion_tokens=int(usage.get("output_tokens", 0) or 0),
-    )
+    text = full.text if isinstance(full.text, str) else str(full.content)
+    return _with_usage(text, full.response_metadata.get("finish_reason"), full)
 
 
 async def check_endpoints(agents: Sequence[AgentConfig], timeout_s: float = 10.0) -> None:
