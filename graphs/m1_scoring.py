@@ -4,8 +4,9 @@
 pair × EP × repetition × student, via ``Send``) → ``plan`` … → ``select``.
 
 Without adaptive compute ``plan`` schedules every exam at once.  With it,
-``plan`` skips TPs whose teacher answers all agree and examines one EP per
-rung, dropping pairs that can no longer win (successive halving).  Exams
+``plan`` skips TPs whose teacher answers all agree, examines one pair per
+answer group and one EP per rung, drops pairs that can no longer win
+(successive halving) and stops a TP after a rung in which every exam failed.  Exams
 already recorded in the state are never scheduled again, so a resumed run
 picks up where it stopped.
 
@@ -44,6 +45,18 @@ def build_graph(roster: Roster, m1: M1Config, *, checkpointer: Any = None, name:
             out.setdefault(record["tp_id"], []).append(record)
         return out
 
+    def answer_groups(item: TeachingItem, pairs: list[Any]) -> list[list[Any]]:
+        equivalent = roster.examiner.equivalence(item["tp"]["kind"])
+        by_index = {p["index"]: p for p in pairs}
+        groups = group_answers([Candidate(p["index"], p["answer"], p["correct"]) for p in pairs], equivalent)
+        return [[by_index[c.index] for c in g] for g in groups]
+
+    def stand_ins(item: TeachingItem, pairs: list[Any]) -> dict[str, str]:
+        if adaptive is None or not adaptive.one_pair_per_answer:
+            return {}
+        answered = [p for p in pairs if p["answer"] is not None]
+        return {p["id"]: g[0]["id"] for g in answer_groups(item, answered) for p in g[1:]}
+
     def planned_per_student(item: TeachingItem) -> int:
         return len(item["eps"]) * m1.reps_per_ep
 
@@ -59,12 +72,13 @@ def build_graph(roster: Roster, m1: M1Config, *, checkpointer: Any = None, name:
             notes: dict[str, str] = {}
             active: dict[str, list[str]] = {}
             for tp_id, cands in answered.items():
-                equivalent = roster.examiner.equivalence(items[tp_id]["tp"]["kind"])
-                groups = group_answers([Candidate(p["index"], p["answer"], p["correct"]) for p in cands], equivalent)
+                groups = answer_groups(items[tp_id], cands)
                 if not cands:
                     notes[tp_id] = "no teacher answer: nothing to examine"
                 elif adaptive and adaptive.skip_unanimous and len(groups) == 1:
                     notes[tp_id] = "unanimous teacher answers: no exams"
+                elif adaptive and adaptive.one_pair_per_answer:
+                    active[tp_id] = [g[0]["id"] for g in groups]
                 else:
                     active[tp_id] = [p["id"] for p in cands]
             return {"plan": {"rung": 0, "active": active, "notes": notes, "done": False}}
@@ -72,14 +86,21 @@ def build_graph(roster: Roster, m1: M1Config, *, checkpointer: Any = None, name:
             return {"plan": {**previous, "done": True}}
         rung = previous["rung"] + 1
         exams = by_tp(state, "exams")
+        notes = dict(previous["notes"])
         active = {}
         for tp_id, pair_ids in previous["active"].items():
             n_eps = len(items[tp_id]["eps"])
             if rung >= n_eps:
                 continue
+            taken = exams.get(tp_id, [])
+            if adaptive.stop_without_signal and not any(e["score"] for e in taken if e["rung"] == rung - 1):
+                notes[tp_id] = f"every exam of rung {rung - 1} failed: stopped"
+                continue
+            votes = {p["id"]: len(g) for g in answer_groups(items[tp_id], answered[tp_id]) for p in g}
             kept = _prune(
                 [p for p in answered[tp_id] if p["id"] in pair_ids],
-                exams.get(tp_id, []),
+                votes,
+                taken,
                 students,
                 planned=planned_per_student(items[tp_id]),
                 remaining=(n_eps - rung) * m1.reps_per_ep,
@@ -88,7 +109,7 @@ def build_graph(roster: Roster, m1: M1Config, *, checkpointer: Any = None, name:
             )
             if kept:
                 active[tp_id] = kept
-        return {"plan": {**previous, "rung": rung, "active": active, "done": not active}}
+        return {"plan": {**previous, "rung": rung, "active": active, "notes": notes, "done": not active}}
 
     def route_exams(state: M1State) -> list[Send] | str:
         plan = state["plan"]
@@ -133,6 +154,7 @@ def build_graph(roster: Roster, m1: M1Config, *, checkpointer: Any = None, name:
                 equivalent=roster.examiner.equivalence(item["tp"]["kind"]),
                 planned_per_student=planned_per_student(item),
                 note=notes.get(tp_id),
+                stand_ins=stand_ins(item, pairs.get(tp_id, [])),
             )
         return {"results": results}
 
@@ -154,6 +176,7 @@ def build_graph(roster: Roster, m1: M1Config, *, checkpointer: Any = None, name:
 
 def _prune(
     pairs: list[dict[str, Any]],
+    votes: dict[str, int],
     exams: list[dict[str, Any]],
     students: list[str],
     *,
@@ -171,11 +194,11 @@ def _prune(
     groups = group_answers([Candidate(p["index"], p["answer"], p["correct"], lower[p["id"]]) for p in alive], equivalent)
     if len(groups) <= 1:
         return []  # the answer is decided
-    groups.sort(key=lambda g: (max(c.score for c in g), len(g)), reverse=True)
+    index_to_id = {p["index"]: p["id"] for p in alive}
+    groups.sort(key=lambda g: (max(c.score for c in g), votes[index_to_id[g[0].index]]), reverse=True)
     keep = groups[: max(1, math.ceil(keep_fraction * len(groups)))]
     if len(keep) <= 1:
         return []
-    index_to_id = {p["index"]: p["id"] for p in alive}
     return [index_to_id[c.index] for g in keep for c in g]
 
 

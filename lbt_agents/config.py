@@ -127,6 +127,13 @@ class AdaptiveConfig(_Model):
     skip_unanimous: bool = Field(True, description="No exams when all teacher answers agree.")
     halving: bool = Field(True, description="Successive halving over TR-TA pairs, one EP per rung.")
     keep_fraction: float = Field(0.5, gt=0.0, lt=1.0, description="Share of answer groups kept per rung.")
+    one_pair_per_answer: bool = Field(
+        True,
+        description="Examine one TR-TA pair per answer group (its first); the group's other pairs take its score.",
+    )
+    stop_without_signal: bool = Field(
+        True, description="Stop a TP's exams after a rung in which every exam failed (selection falls back to votes)."
+    )
 
 
 class M1Config(_Model):

@@ -10,7 +10,8 @@ never higher than the pair could have earned.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from lbt_agents.agents import Roster
 from lbt_agents.config import SelectionMode
@@ -142,9 +143,16 @@ def tp_result(
     equivalent: Any,
     planned_per_student: int,
     note: str | None = None,
+    stand_ins: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Everything about one TP: its pairs with scores and exams, and the selections."""
+    """Everything about one TP: its pairs with scores and exams, and the selections.
+
+    ``stand_ins`` maps a pair that took no exams to the pair whose score it takes.
+    """
     scores = pair_scores([p["id"] for p in pairs], exams, students, planned_per_student)
+    stand_ins = {pid: rep for pid, rep in (stand_ins or {}).items() if not scores[pid]["exams_taken"]}
+    for pid, rep in stand_ins.items():
+        scores[pid] = {**scores[rep], "exams_taken": 0}
     candidates = [Candidate(p["index"], p["answer"], p["correct"], scores[p["id"]]["lbt"]) for p in pairs]
     greedy_cand = Candidate(-1, greedy["answer"], greedy["correct"]) if greedy else None
     selections = select_all([m for m in modes if m != "greedy" or greedy], candidates, equivalent, greedy=greedy_cand)
@@ -163,6 +171,7 @@ def tp_result(
                 **pair,
                 "lbt": scores[pair["id"]]["lbt"],
                 "per_student": scores[pair["id"]]["per_student"],
+                "scored_as": stand_ins.get(pair["id"]),
                 "exams": exams_by_pair.get(pair["id"], []),
             }
             for pair in sorted(pairs, key=lambda p: p["index"])

@@ -125,6 +125,42 @@ async def test_adaptive_skips_unanimous_and_halves() -> None:
         assert res["selections"]["max"]["correct"] is True
 
 
+async def test_adaptive_examines_one_pair_per_answer() -> None:
+    m = models(students=1)
+    roster = make_roster(classroom(students=1), models=m)
+    out = await build_graph(roster, M1Config(pairs_per_tp=4, adaptive={"enabled": True})).ainvoke({"items": ITEMS[:1]})
+    pairs = out["results"]["tp1"]["pairs"]
+    # Two answer groups: p0 (right) alone, p1-p3 (the same wrong answer); p1 stands for its group.
+    assert [bool(p["exams"]) for p in pairs] == [True, True, False, False]
+    assert [p["scored_as"] for p in pairs] == [None, None, "tp1#p1", "tp1#p1"]
+    assert pairs[2]["lbt"] == pairs[1]["lbt"]
+    assert out["results"]["tp1"]["selections"]["max"]["correct"] is True
+
+    m = models(students=1)
+    roster = make_roster(classroom(students=1), models=m)
+    cfg = M1Config(pairs_per_tp=4, adaptive={"enabled": True, "one_pair_per_answer": False})
+    out = await build_graph(roster, cfg).ainvoke({"items": ITEMS[:1]})
+    assert all(p["exams"] and p["scored_as"] is None for p in out["results"]["tp1"]["pairs"])
+
+
+@pytest.mark.parametrize("stop", [True, False])
+async def test_adaptive_stops_after_a_rung_without_a_pass(stop: bool) -> None:
+    def hopeless(messages) -> str:
+        return "I cannot follow. [[Final Answer]]: 0"
+
+    m = models(students=1, student=hopeless)
+    roster = make_roster(classroom(students=1), models=m)
+    cfg = M1Config(pairs_per_tp=4, adaptive={"enabled": True, "stop_without_signal": stop, "keep_fraction": 0.9})
+    out = await build_graph(roster, cfg).ainvoke({"items": ITEMS[:1]})
+    rungs = sorted({e["rung"] for p in out["results"]["tp1"]["pairs"] for e in p["exams"]})
+    if stop:
+        assert rungs == [0]
+        assert out["results"]["tp1"]["note"] == "every exam of rung 0 failed: stopped"
+    else:
+        assert rungs == [0, 1, 2]
+        assert out["results"]["tp1"]["note"] is None
+
+
 def run_config(tmp_path: Path, **m1) -> RunConfig:
     return RunConfig(
         run_id="t", output_dir=tmp_path, classroom=classroom(students=1), m1=M1Config(pairs_per_tp=4, **m1),
