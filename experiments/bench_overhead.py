@@ -2,7 +2,8 @@
 bare ``AsyncOpenAI`` client at the same concurrency on the same server.
 
 The replay keeps the graph's one dependency (all teacher calls, then all
-exams) and nothing else: no checkpoints, cache, grading or LangChain.  The
+exams) and nothing else: no checkpoints, cache, grading or LangChain.  Each
+replayed request generates exactly as many tokens as the graph's did.  The
 prefix cache is reset before each timed phase when the server allows it.
 
     python experiments/bench_overhead.py [--base-url URL] [--tps 8 --pairs 4 --eps 3]
@@ -16,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _bench import exam_messages, m1_arguments, report, reset_prefix_cache, run_config, server, size_overrides
+from _bench import exam_calls, m1_arguments, report, reset_prefix_cache, run_config, server, size_overrides
 from openai import AsyncOpenAI
 
 from lbt_agents.agents import Student, Teacher
@@ -34,24 +35,26 @@ async def replay(base_url: str, cfg, items, results, concurrency: int) -> float:
     teacher = Teacher(ChatAgent(t_cfg, models=[fake]), task=cfg.task.name)
     student = Student(ChatAgent(s_cfg, models=[fake]), task=cfg.task.name)
 
-    async def call(messages, sampling, seed) -> None:  # type: ignore[no-untyped-def]
+    async def call(model: str, messages, sampling, record) -> None:  # type: ignore[no-untyped-def]
+        # Exactly as many tokens as the graph's call generated, so both sides do the same work.
+        n = max(1, record["completion_tokens"])
         async with sem:
             await client.chat.completions.create(
-                model=t_cfg.model, messages=messages, temperature=sampling.temperature, top_p=sampling.top_p,
-                max_tokens=sampling.max_tokens, **({"seed": seed} if seed is not None else {}),
+                model=model, messages=messages, temperature=sampling.temperature, top_p=sampling.top_p,
+                max_tokens=n, extra_body={"min_tokens": n, "ignore_eos": True},
             )
 
+    by_id = {item["tp"]["id"]: item for item in items}
     teach_calls = []
-    for item in items:
-        msgs = teacher.messages(item["tp"])
-        s = t_cfg.sampling
-        teach_calls += [call(msgs, s, None if s.seed is None else s.seed + i) for i in range(cfg.m1.pairs_per_tp)]
-        if cfg.m1.greedy_baseline:
-            teach_calls.append(call(msgs, s.model_copy(update={"temperature": 0.0}), s.seed))
-    exam_calls = [call(msgs, s_cfg.sampling, s_cfg.sampling.seed) for msgs in exam_messages(student, items, results)]
+    for tp_id, res in results.items():
+        msgs = teacher.messages(by_id[tp_id]["tp"])
+        teach_calls += [call(t_cfg.model, msgs, t_cfg.sampling, pair) for pair in res["pairs"]]
+        if res.get("greedy"):
+            teach_calls.append(call(t_cfg.model, msgs, t_cfg.sampling.model_copy(update={"temperature": 0.0}), res["greedy"]))
+    exams = [call(s_cfg.model, msgs, s_cfg.sampling, exam) for msgs, exam in exam_calls(student, items, results)]
     start = time.perf_counter()
     await asyncio.gather(*teach_calls)
-    await asyncio.gather(*exam_calls)
+    await asyncio.gather(*exams)
     return time.perf_counter() - start
 
 
