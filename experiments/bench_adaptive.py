@@ -2,7 +2,8 @@
 self-consistency given the same extra tokens as teacher samples instead.
 
 Full and adaptive M1 share one call cache, so they see the very same teacher
-samples and exam answers: adaptive only skips exams.
+samples and exam answers: adaptive only skips exams.  Adaptive runs twice: with
+all its rules (the ratio), and with unanimity skips and halving only.
 
     python experiments/bench_adaptive.py --config experiments/configs/m1_gsm8k_qwen.yaml \
         --cache runs/qwen-cache.sqlite [--base-url URL]
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
+import sys
 import tempfile
 from pathlib import Path
 
@@ -41,17 +43,21 @@ async def main() -> None:
     with server("qwen2.5-coder-0.5b", args.base_url) as url:
         common = [f"cache.path={args.cache}", f"output_dir={out}", *args.overrides]
         full = await arun_m1(run_config(args.config, url, *common, "run_id=full"), progress=False)
-        adaptive = await arun_m1(
-            run_config(args.config, url, *common, "run_id=adaptive", "m1.adaptive.enabled=true"), progress=False
-        )
+        runs = {}
+        for name, rules in VARIANTS.items():
+            cfg = run_config(args.config, url, *common, f"run_id={name}", "m1.adaptive.enabled=true", *rules)
+            runs[name] = await arun_m1(cfg, progress=False)
         student = "student"
-        full_tok, ad_tok = tokens(full.summary, student), tokens(adaptive.summary, student)
+        full_tok = tokens(full.summary, student)
+        ad_tok = tokens(runs["adaptive"].summary, student)
         teacher_calls = full.summary["tokens"]["teacher"]["calls"]
         per_sample = tokens(full.summary, "teacher") / max(1, teacher_calls)
 
         ratio = ad_tok / full_tok if full_tok else 0.0
-        print(f"student tokens: full {full_tok}, adaptive {ad_tok}, ratio {ratio:.3f}; "
-              f"accuracy full {full.summary['accuracy']}, adaptive {adaptive.summary['accuracy']}", flush=True)
+        for name, run in runs.items():
+            t = tokens(run.summary, student)
+            print(f"{name}: student tokens {t} of full M1's {full_tok}, ratio {t / full_tok:.3f}; "
+                  f"accuracy {run.summary['accuracy']} (full M1: {full.summary['accuracy']})", flush=True)
 
         # SC at equal tokens: spend adaptive's student tokens on more teacher samples.
         cfg = run_config(args.config, url, *common)
@@ -67,24 +73,42 @@ async def main() -> None:
             correct += select("sc", cands, roster.examiner.equivalence(item["tp"]["kind"])).correct
         cache.close()
     sc_equal = correct / len(items)
-    acc_f, acc_a = full.summary["accuracy"], adaptive.summary["accuracy"]
+    print(f"SC with {cfg.m1.pairs_per_tp} + {extra} teacher samples per TP: accuracy {sc_equal}", flush=True)
+    rows = {"full M1": full, **{LABELS[name]: run for name, run in runs.items()}}
     data = {
-        "tps": len(items), "full": {"accuracy": acc_f, "student_tokens": full_tok, "exams": full.summary["exams"]},
-        "adaptive": {"accuracy": acc_a, "student_tokens": ad_tok, "exams": adaptive.summary["exams"]},
+        "tps": len(items),
+        **{
+            name: {"accuracy": run.summary["accuracy"], "student_tokens": tokens(run.summary, student),
+                   "exams": run.summary["exams"]}
+            for name, run in {"full": full, **runs}.items()
+        },
         "sc_equal_tokens": {"extra_samples_per_tp": extra, "accuracy": sc_equal}, "ratio": ratio,
     }
     pct = lambda x: "-" if x is None else f"{100 * x:.1f}%"  # noqa: E731
     table = (
         f"# Adaptive M1 ({len(items)} TPs, config {Path(args.config).name})\n\n"
+        f"    python experiments/bench_adaptive.py {' '.join(sys.argv[1:])}\n\n"
         "| method | M1-MAX | M1-SUM | M1-AVG | SC | student tokens | exams |\n|---|---|---|---|---|---|---|\n"
-        f"| full M1 | {pct(acc_f.get('max'))} | {pct(acc_f.get('sum'))} | {pct(acc_f.get('avg'))} | {pct(acc_f.get('sc'))} "
-        f"| {full_tok} | {full.summary['exams']} |\n"
-        f"| adaptive M1 | {pct(acc_a.get('max'))} | {pct(acc_a.get('sum'))} | {pct(acc_a.get('avg'))} | {pct(acc_a.get('sc'))} "
-        f"| {ad_tok} | {adaptive.summary['exams']} |\n"
-        f"| SC with +{extra} teacher samples per TP (same tokens as adaptive's students) | | | | {pct(sc_equal)} | 0 | 0 |\n"
+        + "".join(
+            f"| {label} | {pct(a.get('max'))} | {pct(a.get('sum'))} | {pct(a.get('avg'))} | {pct(a.get('sc'))} "
+            f"| {tokens(run.summary, student)} | {run.summary['exams']} |\n"
+            for label, run in rows.items()
+            for a in [run.summary["accuracy"]]
+        )
+        + f"| SC with +{extra} teacher samples per TP (same tokens as adaptive's students) | | | | {pct(sc_equal)} | 0 | 0 |\n"
         f"\nstudent tokens, adaptive ÷ full: **{ratio:.3f}** (target <= 0.40)\n"
     )
     report("bench_adaptive", data, table)
+
+
+VARIANTS = {
+    "adaptive": [],
+    "halving_only": ["m1.adaptive.one_pair_per_answer=false", "m1.adaptive.stop_without_signal=false"],
+}
+LABELS = {
+    "adaptive": "adaptive M1 (all rules)",
+    "halving_only": "adaptive M1, unanimity + halving only",
+}
 
 
 if __name__ == "__main__":
