@@ -64,18 +64,16 @@ def run_config(path: str | Path, base_url: str, *overrides: str) -> RunConfig:
     return cfg
 
 
-def exam_calls(
-    student: Any, items: list[dict[str, Any]], results: dict[str, Any]
-) -> list[tuple[list[dict[str, str]], dict[str, Any]]]:
-    """Every exam an M1 run held: its prompt, rebuilt from the results, and its record."""
+def exam_messages(student: Any, items: list[dict[str, Any]], results: dict[str, Any]) -> list[list[dict[str, str]]]:
+    """The prompt of every exam an M1 run held, rebuilt from its results."""
     by_id = {it["tp"]["id"]: it for it in items}
-    calls = []
+    prompts = []
     for tp_id, res in results.items():
         item = by_id[tp_id]
         eps = {ep["id"]: ep for ep in item["eps"]}
         for pair in res["pairs"]:
-            calls += [(student.messages(item["tp"], pair["text"], eps[exam["ep_id"]]), exam) for exam in pair["exams"]]
-    return calls
+            prompts += [student.messages(item["tp"], pair["text"], eps[exam["ep_id"]]) for exam in pair["exams"]]
+    return prompts
 
 
 def metric(base_url: str, name: str) -> float:

@@ -20,7 +20,7 @@ import re
 
 import httpx
 from _bench import (
-    exam_calls,
+    exam_messages,
     m1_arguments,
     metric,
     report,
@@ -78,7 +78,7 @@ async def main() -> None:
         out = await graph.ainvoke(None, config)
         hits, queries = metric(url, HITS) - hits0, metric(url, QUERIES) - queries0
         model = cfg.classroom.students[0].model
-        prompts = [tokenize(url, model, m) for m, _ in exam_calls(roster.students[0], items, out["results"])]
+        prompts = [tokenize(url, model, m) for m in exam_messages(roster.students[0], items, out["results"])]
         block = block_size(url)
     exams = len(prompts)
     ratio = hits / queries if queries else 0.0
