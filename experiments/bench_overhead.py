@@ -17,10 +17,12 @@ the cores.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import statistics
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -92,16 +94,13 @@ async def replay(client: AsyncOpenAI, requests: list[Request], teacher: str, con
     return time.perf_counter() - start
 
 
-def timed(wall: list[float], cpu: list[float]):  # type: ignore[no-untyped-def]
-    class _Timer:
-        def __enter__(self) -> None:
-            self.w, self.c = time.perf_counter(), time.process_time()
-
-        def __exit__(self, *exc: object) -> None:
-            wall.append(time.perf_counter() - self.w)
-            cpu.append(time.process_time() - self.c)
-
-    return _Timer()
+@contextlib.contextmanager
+def timed(wall: list[float], cpu: list[float]) -> Iterator[None]:
+    """Append the block's wall time and this process's CPU time."""
+    w, c = time.perf_counter(), time.process_time()
+    yield
+    wall.append(time.perf_counter() - w)
+    cpu.append(time.process_time() - c)
 
 
 async def main() -> None:
