@@ -1,9 +1,13 @@
-"""The label examiner: a reply's label is matched against the problem's choices."""
+"""The label examiner: a reply's label is matched against the problem's choices.
+
+A mention of a choice counts as its opposite when a negation governs it (``not valid`` is
+``invalid``, ``isn't true`` is ``false``) and not at all inside ``neither ... nor ...``.
+"""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from lbt_agents.grading.base import grader
 from lbt_agents.grading.math import FINAL_MARKER, last_boxed
@@ -13,6 +17,21 @@ _SYNONYMS: tuple[frozenset[str], ...] = (
     frozenset({"yes", "true", "valid", "correct", "right"}),
     frozenset({"no", "false", "invalid", "incorrect", "wrong"}),
 )
+"""Two groups of opposite meaning: a word of one group negated means the other group."""
+
+_NEGATORS = frozenset({"not", "never", "no", "cannot", "hardly"})
+_EXCLUDERS = frozenset({"neither", "nor"})
+_BRIDGES = frozenset(
+    "a an the be been being is are was were it it's its this that argument conclusion statement answer "
+    "really actually necessarily logically deductively strictly formally entirely completely quite truly "
+    "fully at all considered deemed i we think believe say find would will could can should may might".split()
+)
+"""Words that may stand between a negation and the choice it negates (``not logically valid``)."""
+_MAX_BRIDGES = 4
+_LOOKBACK_CHARS = 160
+_TOKEN = re.compile(r"[a-z']+|[^\sa-z']")
+_MARKUP = frozenset("*_`\"")
+_OPPOSITE_PREFIXES = ("in", "im", "un", "il", "ir", "dis", "non", "non-", "non ", "not ")
 
 
 def normalize_label(label: str) -> str:
@@ -24,7 +43,8 @@ def normalize_label(label: str) -> str:
 
 
 def match_choice(text: str, choices: Sequence[str]) -> str | None:
-    """The choice that ``text`` names: exactly, by a synonym, or by its last mention."""
+    """The choice that ``text`` names: exactly, by a synonym, or by its last mention
+    (a negated mention names the opposite choice)."""
     norm = normalize_label(text)
     by_norm = {normalize_label(c): c for c in choices}
     if norm in by_norm:
@@ -44,6 +64,45 @@ def _via_synonym(norm: str, by_norm: dict[str, str]) -> str | None:
     return None
 
 
+def opposite_choice(choice: str, choices: Sequence[str]) -> str | None:
+    """The choice that means "not ``choice``": ``invalid`` for ``valid`` (and back), ``No`` for ``Yes``,
+    the other one of two choices; ``None`` when no single choice does."""
+    by_norm = {normalize_label(c): c for c in choices}
+    return _opposite(normalize_label(choice), by_norm)
+
+
+def _opposite(norm: str, by_norm: dict[str, str]) -> str | None:
+    hits = {
+        choice
+        for key, choice in by_norm.items()
+        if key != norm and any(key == p + norm or norm == p + key for p in _OPPOSITE_PREFIXES)
+    }
+    if not hits:
+        for group, other in (_SYNONYMS, _SYNONYMS[::-1]):
+            if norm in group:
+                hits = {choice for key, choice in by_norm.items() if key in other}
+    if not hits and len(by_norm) == 2 and norm in by_norm:
+        hits = {choice for key, choice in by_norm.items() if key != norm}
+    return hits.pop() if len(hits) == 1 else None
+
+
+def _polarity(text: str, start: int) -> int:
+    """+1 for a plain mention at ``start``, -1 for a negated one, 0 inside ``neither ... nor``."""
+    before = text[max(0, start - _LOOKBACK_CHARS) : start].lower().replace("\u2019", "'")
+    bridges = 0
+    for token in reversed(_TOKEN.findall(before)):
+        if token in _MARKUP:
+            continue
+        if token in _EXCLUDERS:
+            return 0
+        if token in _NEGATORS or token.endswith("n't"):
+            return -1
+        if token not in _BRIDGES or bridges == _MAX_BRIDGES:
+            return 1
+        bridges += 1
+    return 1
+
+
 def _mention_positions(text: str, words: Sequence[str]) -> list[tuple[int, str]]:
     found = []
     for word in words:
@@ -53,18 +112,25 @@ def _mention_positions(text: str, words: Sequence[str]) -> list[tuple[int, str]]
     return sorted(found)
 
 
+def _last_named(text: str, words: Sequence[str], name: Callable[[str], str | None], by_norm: dict[str, str]) -> str | None:
+    for start, word in reversed(_mention_positions(text, words)):
+        polarity = _polarity(text, start)
+        choice = name(word) if polarity else None
+        if choice is not None and polarity < 0:
+            choice = _opposite(normalize_label(choice), by_norm)
+        if choice is not None:
+            return choice
+    return None
+
+
 def _last_mention(text: str, choices: Sequence[str]) -> str | None:
-    found = _mention_positions(text, [c for c in choices if c.strip()])
-    return found[-1][1] if found else None
+    by_norm = {normalize_label(c): c for c in choices}
+    return _last_named(text, [c for c in choices if c.strip()], lambda c: c, by_norm)
 
 
 def _last_synonym_mention(text: str, by_norm: dict[str, str]) -> str | None:
     words = sorted({w for group in _SYNONYMS for w in group})
-    for _, word in reversed(_mention_positions(text, words)):
-        hit = _via_synonym(word, by_norm)
-        if hit is not None:
-            return hit
-    return None
+    return _last_named(text, words, lambda w: _via_synonym(w, by_norm), by_norm)
 
 
 def extract_label(reply: str, choices: Sequence[str] | None = None) -> str | None:

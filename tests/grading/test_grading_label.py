@@ -57,3 +57,53 @@ def test_grade_label():
 def test_unknown_kind():
     with pytest.raises(ValueError, match="no grader"):
         get_grader("poetry")  # type: ignore[arg-type]
+
+
+PI = ["plausible", "implausible"]
+EN = ["entailment", "non-entailment"]
+
+
+@pytest.mark.parametrize(
+    ("reply", "choices", "label"),
+    [
+        ("[[Final Answer]]: not valid", VI, "invalid"),
+        ("[[Final Answer]]: Not valid.", VI, "invalid"),
+        ("[[Final Answer]]: **not** valid", VI, "invalid"),
+        ("[[Final Answer]]: not invalid", VI, "valid"),
+        ("[[Final Answer]]: not plausible", PI, "implausible"),
+        ("[[Final Answer]]: not implausible", PI, "plausible"),
+        ("[[Final Answer]]: It is not valid", VI, "invalid"),
+        ("[[Final Answer]]: the argument is invalid", VI, "invalid"),
+        ("[[Final Answer]]: The argument isn't valid.", VI, "invalid"),
+        ("[[Final Answer]]: The argument isn’t valid.", VI, "invalid"),
+        ("[[Final Answer]]: the argument is not deductively valid", VI, "invalid"),
+        ("[[Final Answer]]: it cannot be valid", VI, "invalid"),
+        ("[[Final Answer]]: It is not correct", VI, "invalid"),
+        ("[[Final Answer]]: invalid, not valid", VI, "invalid"),
+        ("[[Final Answer]]: valid (not invalid)", VI, "valid"),
+        ("[[Final Answer]]: not true", YN, "No"),
+        ("[[Final Answer]]: not valid", YN, "No"),
+        ("[[Final Answer]]: not true", TF, "False"),
+        ("[[Final Answer]]: not false", TF, "True"),
+        ("[[Final Answer]]: not entailment", EN, "non-entailment"),
+        ("[[Final Answer]]: neither", VI, None),
+        ("[[Final Answer]]: neither valid nor invalid", VI, None),
+        ("[[Final Answer]]: Neither", ["yes", "no", "neither"], "neither"),
+        ("[[Final Answer]]: not A", ["A", "B", "C"], None),
+        ("At first it seems valid, but in fact the argument is not valid.", VI, "invalid"),
+        ("I don't think the argument is valid.", VI, "invalid"),
+        ("It is not only plausible but likely.", PI, "plausible"),
+        ("I was not sure at first. The argument is valid.", VI, "valid"),
+        ("The argument is valid, not invalid.", VI, "valid"),
+    ],
+)
+def test_negations_and_near_misses(reply, choices, label):
+    assert extract_label(reply, choices) == label
+
+
+def test_grade_negated_label():
+    g = get_grader("label")
+    assert asyncio.run(g.grade(_p("invalid", VI), "[[Final Answer]]: not valid"))["correct"]
+    assert not asyncio.run(g.grade(_p("valid", VI), "[[Final Answer]]: not valid"))["correct"]
+    assert asyncio.run(g.grade(_p("implausible", PI), "[[Final Answer]]: not plausible"))["correct"]
+    assert not asyncio.run(g.grade(_p("plausible", PI), "[[Final Answer]]: not plausible"))["correct"]
