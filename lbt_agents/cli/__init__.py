@@ -25,6 +25,7 @@ _COMMANDS = {
     "m2": "lbt_agents.cli.m2:m2",
     "m3": "lbt_agents.cli.m3:m3",
     "classroom": "lbt_agents.cli.m3:classroom",
+    "data": "lbt_agents.cli.data:data",
 }
 
 

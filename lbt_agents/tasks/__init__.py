@@ -1,7 +1,8 @@
 """Tasks: registered loaders that turn a :class:`TaskConfig` into teaching items.
 
 Importing this package registers the built-in tasks; no data is read until a
-loader is called.
+loader is called. Reference data sets that a clone lacks are fetched with :func:`pull_data`
+(``lbt data pull NAME``) into the cache, which loaders read when no data dir is given.
 """
 
 from __future__ import annotations
@@ -12,6 +13,16 @@ from typing import TYPE_CHECKING
 
 from lbt_agents.errors import ConfigError, DataError
 from lbt_agents.tasks import gsm8k, label, math  # noqa: F401  (register the built-in tasks)
+from lbt_agents.tasks._data import resolve_data_dir
+from lbt_agents.tasks._pull import (
+    DATASETS,
+    DataFile,
+    DataSet,
+    data_cache_dir,
+    dataset_present,
+    get_dataset,
+    pull_data,
+)
 from lbt_agents.tasks.base import _TASKS, load_task, task, task_names
 from lbt_agents.types import Problem
 
@@ -21,7 +32,22 @@ with contextlib.suppress(ImportError):
 if TYPE_CHECKING:
     from lbt_agents.config import TaskConfig
 
-__all__ = ["TaskInfo", "load_problems", "load_task", "task", "task_info", "task_names"]
+__all__ = [
+    "DATASETS",
+    "DataFile",
+    "DataSet",
+    "TaskInfo",
+    "data_cache_dir",
+    "dataset_present",
+    "get_dataset",
+    "load_problems",
+    "load_task",
+    "pull_data",
+    "resolve_data_dir",
+    "task",
+    "task_info",
+    "task_names",
+]
 
 
 @dataclass(frozen=True)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from random import Random
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from lbt_agents.errors import ConfigError, DataError
+from lbt_agents.tasks._pull import data_cache_dir, dataset_for_file
 from lbt_agents.types import Problem, TaskKind, TeachingItem
 
 if TYPE_CHECKING:
@@ -27,13 +29,36 @@ def kind(task_kind: TaskKind) -> Callable[[F], F]:
     return tag
 
 
+SHARED_DATA_DIR = Path("../shared/data")
+"""The reference data folder beside a development checkout (relative to the working directory)."""
+
+
+def resolve_data_dir(data_dir: Path | str | None = None) -> Path:
+    """The folder loaders read: ``data_dir`` when given, else ``$LBT_DATA_DIR``, else ``../shared/data``
+    when it exists, else the cache's data folder (filled by ``lbt data pull``).
+
+    ``../shared/data`` itself counts as not given (it is the config's default when ``$LBT_DATA_DIR`` is unset).
+    """
+    if data_dir is not None and Path(data_dir) != SHARED_DATA_DIR:
+        return Path(data_dir).expanduser()
+    env = os.environ.get("LBT_DATA_DIR")
+    if env:
+        return Path(env).expanduser()
+    if SHARED_DATA_DIR.is_dir():
+        return SHARED_DATA_DIR
+    return data_cache_dir()
+
+
 def data_file(cfg: TaskConfig, relative: str) -> Path:
-    """``cfg.data_dir / relative``; a DataError naming the path and the fix when absent."""
-    path = Path(cfg.data_dir).expanduser() / relative
+    """``relative`` inside the task's data dir (:func:`resolve_data_dir`); a DataError naming the path
+    and the fix when absent."""
+    path = resolve_data_dir(cfg.data_dir) / relative
     if not path.is_file():
+        spec = dataset_for_file(relative)
+        pull = f"run `lbt data pull {spec.name}`, or " if spec is not None else ""
         raise DataError(
             f"task {cfg.name!r}: data file not found: {path} "
-            f"(pass task.data_dir=<folder that holds {relative}>)"
+            f"({pull}pass task.data_dir=<folder that holds {relative}>)"
         )
     return path
 
