@@ -13,6 +13,7 @@ import importlib.util
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -60,3 +61,51 @@ def _alive(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+# --- reference data (../shared/data in a development checkout, or pulled with `lbt data pull`) -----------------
+
+_REPO = Path(__file__).resolve().parents[1]
+
+
+def find_reference_data(*names: str) -> Path | None:
+    """The first of ``$LBT_DATA_DIR``, ``<repo>/../shared/data`` and the pulled-data cache that holds the
+    data sets ``names`` (and the sets they require; all sets when none are named), else None."""
+    from lbt_agents.tasks import DATASETS, data_cache_dir, dataset_present, get_dataset
+
+    specs = [get_dataset(n) for n in (names or DATASETS)]
+    specs += [get_dataset(r) for s in specs for r in s.requires]
+    env = os.environ.get("LBT_DATA_DIR")
+    for folder in (Path(env) if env else None, _REPO.parent / "shared" / "data", data_cache_dir()):
+        if folder is not None and all(dataset_present(s, folder) for s in specs):
+            return folder
+    return None
+
+
+def reference_data_reason(*names: str) -> str:
+    return f"reference data not found: set LBT_DATA_DIR or run `lbt data pull {' '.join(names) or 'all'}`"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "needs_reference_data(*names): reads reference data sets (see `lbt data list`); skipped when they are absent",
+    )
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    marker = item.get_closest_marker("needs_reference_data")
+    if marker is not None and find_reference_data(*marker.args) is None:
+        pytest.skip(reference_data_reason(*marker.args))
+
+
+@pytest.fixture
+def reference_data_dir(request: pytest.FixtureRequest) -> Path:
+    """The folder that holds the reference data sets named by the test's ``needs_reference_data`` marker
+    (all sets when unmarked); skips with the reason and the fix when absent."""
+    marker = request.node.get_closest_marker("needs_reference_data")
+    names = marker.args if marker is not None else ()
+    found = find_reference_data(*names)
+    if found is None:
+        pytest.skip(reference_data_reason(*names))
+    return found

@@ -14,6 +14,7 @@ def test_gsm8k_answer_strips_commas():
         gsm8k_answer("no marker")
 
 
+@pytest.mark.needs_reference_data("gsm8k")
 def test_gsm8k_test_split(data_dir):
     items = load_task(TaskConfig(name="gsm8k", data_dir=data_dir))
     assert len(items) == 1319

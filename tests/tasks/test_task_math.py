@@ -12,6 +12,7 @@ def _cfg(data_dir, name, **kw) -> TaskConfig:
     return TaskConfig(name=name, data_dir=data_dir, **kw)
 
 
+@pytest.mark.needs_reference_data("math_functional")
 def test_math_functional_is_the_papers_181_tps_with_3_variants_each(data_dir):
     items = load_task(_cfg(data_dir, "math_functional"))
     assert len(items) == 181
@@ -27,6 +28,7 @@ def test_math_functional_is_the_papers_181_tps_with_3_variants_each(data_dir):
     assert len(set(ids)) == len(ids) == 181 * 4
 
 
+@pytest.mark.needs_reference_data("math_functional")
 def test_math_functional_variants_change_the_numbers(data_dir):
     items = load_task(_cfg(data_dir, "math_functional"))
     first = items[0]
@@ -38,6 +40,7 @@ def test_math_functional_variants_change_the_numbers(data_dir):
     assert changed > 400
 
 
+@pytest.mark.needs_reference_data("math_functional")
 def test_math_functional_ids_are_stable_and_cut_by_offset_limit(data_dir):
     a = load_task(_cfg(data_dir, "math_functional"))
     b = load_task(_cfg(data_dir, "math_functional", offset=5, limit=10))
@@ -45,6 +48,7 @@ def test_math_functional_ids_are_stable_and_cut_by_offset_limit(data_dir):
     assert load_task(_cfg(data_dir, "math_functional", eps_per_tp=2))[0]["eps"] == a[0]["eps"][:2]
 
 
+@pytest.mark.needs_reference_data("math_functional")
 def test_loaded_items_are_copies(data_dir):
     a = load_task(_cfg(data_dir, "math_functional", limit=1))
     a[0]["tp"]["meta"]["subject"] = "mutated"
@@ -52,6 +56,7 @@ def test_loaded_items_are_copies(data_dir):
     assert b[0]["tp"]["meta"]["subject"] != "mutated"
 
 
+@pytest.mark.needs_reference_data("math500")
 def test_math500_eps_are_similar_problems_of_the_same_subject(data_dir):
     items = load_task(_cfg(data_dir, "math500", eps_per_tp=4))
     assert len(items) == 500
@@ -63,6 +68,7 @@ def test_math500_eps_are_similar_problems_of_the_same_subject(data_dir):
     assert [[e["id"] for e in it["eps"]] for it in again] == [[e["id"] for e in it["eps"]] for it in items]
 
 
+@pytest.mark.needs_reference_data("math_functional")
 def test_load_problems_is_flat_and_unique(data_dir):
     problems = load_problems(_cfg(data_dir, "math_functional"))
     assert len(problems) == 181 * 4 == len({p["id"] for p in problems})
@@ -74,6 +80,7 @@ def test_missing_data_is_one_clear_error(tmp_path):
         load_task(TaskConfig(name="math_functional", data_dir=tmp_path))
 
 
+@pytest.mark.needs_reference_data("math_functional")
 def test_missing_snapshot_is_a_data_error(tmp_path, data_dir):
     (tmp_path / "math").mkdir()
     (tmp_path / "math" / "math500.jsonl").write_text((data_dir / "math" / "math500.jsonl").read_text())
@@ -81,7 +88,8 @@ def test_missing_snapshot_is_a_data_error(tmp_path, data_dir):
         load_task(TaskConfig(name="math_functional", data_dir=tmp_path))
 
 
-def test_unknown_task_split_and_option_are_config_errors(data_dir):
+def test_unknown_task_split_and_option_are_config_errors(tmp_path):
+    data_dir = tmp_path  # each is refused before any data file is read
     with pytest.raises(ConfigError, match="unknown task 'nope'.*math_functional"):
         load_task(TaskConfig(name="nope", data_dir=data_dir))
     with pytest.raises(ConfigError, match="split 'train'"):
@@ -97,6 +105,7 @@ def test_zero_eps_is_rejected():
         validate(TaskConfig, {"name": "math500", "eps_per_tp": 0})
 
 
+@pytest.mark.needs_reference_data("math500")
 def test_every_math500_answer_matches_its_solutions_boxed_answer(data_dir):
     from lbt_agents.grading.math import last_boxed
 
