@@ -19,15 +19,16 @@ ROOT = Path(__file__).resolve().parents[2]
 MODEL = "smollm2-135m"
 
 
-def data_dir() -> Path:
-    return Path(os.environ.get("LBT_DATA_DIR", ROOT.parent / "shared" / "data"))
+LABEL_TASK = {"name": "knights_knaves", "options": {"size": 100}}
+"""A label task that reasoning-gym generates (70 train / 30 test problems): the integration tests need no
+reference data files (the BIG-bench loaders are tested on the real files in tests/tasks)."""
 
 
 def m1_config(path: Path, base_url: str, *, tps: int, pairs: int, eps: int, **extra: Any) -> Path:
     """A small M1 run config on GSM8K-functional against ``base_url``."""
     agent = {"model": MODEL, "base_url": base_url, "timeout_s": 120, "max_retries": extra.pop("max_retries", 2)}
     cfg = {
-        "task": {"name": "gsm8k_functional", "limit": tps, "eps_per_tp": eps, "data_dir": str(data_dir())},
+        "task": {"name": "gsm8k_functional", "limit": tps, "eps_per_tp": eps},
         "classroom": {
             "teacher": {**agent, "name": "teacher", "role": "teacher",
                         "sampling": {"temperature": 0.8, "n": pairs, "max_tokens": 256}},

@@ -12,7 +12,7 @@ import yaml
 from datasets import load_from_disk
 from safetensors.torch import load_file
 
-from tests.integration._helpers import data_dir, lbt
+from tests.integration._helpers import LABEL_TASK, lbt
 
 pytestmark = pytest.mark.integration
 
@@ -22,7 +22,7 @@ def test_prefs_train_serve(tmp_path: Path, embedded_classroom) -> None:
     agent = {"model": "smollm2-135m", "base_url": url, "timeout_s": 120}
     cfg = tmp_path / "m2.yaml"
     cfg.write_text(yaml.safe_dump({
-        "task": {"name": "formal_fallacies", "split": "train", "limit": 3, "eps_per_tp": 2, "data_dir": str(data_dir())},
+        "task": {**LABEL_TASK, "split": "train", "limit": 3, "eps_per_tp": 2},
         "classroom": {
             "teacher": {**agent, "name": "teacher", "sampling": {"temperature": 1.0, "n": 4, "max_tokens": 160}},
             "students": [{**agent, "name": "student", "sampling": {"temperature": 0.0, "max_tokens": 96}}],
@@ -61,5 +61,5 @@ def test_prefs_train_serve(tmp_path: Path, embedded_classroom) -> None:
     with VllmServer(merged, served_name="smollm2-135m-m2", kv_cache_gib=1.0, max_model_len=2048) as endpoint:
         llm = ChatOpenAI(base_url=endpoint.base_url, model="smollm2-135m-m2", api_key="EMPTY", temperature=0,
                          max_tokens=24, timeout=300)
-        reply = llm.invoke("Is this argument valid? All cats are animals. Tom is a cat. So Tom is an animal.")
+        reply = llm.invoke("Alice says: Bob is a knave. Bob says: we are both knights. Is Alice a knight?")
     assert isinstance(reply.content, str) and reply.content.strip()

