@@ -51,7 +51,10 @@ def _tests(path: Path) -> tuple[list[str] | str, str, str]:
 @click.option("--cpu-s", type=float, default=None, help="CPU-time limit, seconds (default: the wall-time limit).")
 @click.option("--memory-mb", type=int, default=None, help="Memory limit, MiB (default: the examiner's).")
 @click.option("--max-processes", type=int, default=None, help="Most processes/threads at once.")
-@click.option("--require-isolation", is_flag=True, help="Refuse to run unless network and filesystem are isolated.")
+@click.option("--allow-unsandboxed", is_flag=True,
+              help="When bubblewrap is missing or fails, run UNCONFINED (no network or filesystem isolation); warns.")  # fmt: skip
+@click.option("--require-isolation", is_flag=True,
+              help="Refuse to run unconfined even when LBT_SANDBOX_ISOLATION=bare.")  # fmt: skip
 def run(
     file: Path,
     tests_path: Path | None,
@@ -60,15 +63,28 @@ def run(
     cpu_s: float | None,
     memory_mb: int | None,
     max_processes: int | None,
+    allow_unsandboxed: bool,
     require_isolation: bool,
 ) -> None:
-    """Run FILE in the sandbox and print a JSON verdict; exit 0 when it ran ok (and all tests pass)."""
+    """Run FILE in the sandbox and print a JSON verdict; exit 0 when it ran ok (and all tests pass).
+
+    Without a working bubblewrap it refuses (one error line) unless --allow-unsandboxed.
+    """
     import dataclasses
 
     from lbt_agents.grading.code import CodeGrader
-    from lbt_agents.sandbox import run_python, run_tests
+    from lbt_agents.sandbox import (
+        capabilities,
+        resolve_isolation,
+        run_python,
+        run_tests,
+    )
 
+    if allow_unsandboxed and require_isolation:
+        raise ConfigError("--allow-unsandboxed and --require-isolation contradict each other; give one")
     code = _read(file, "program file")
+    fallback = allow_unsandboxed and capabilities().bwrap is None
+    isolation = resolve_isolation("bare" if fallback else "auto", require_isolation=require_isolation)
     grader = CodeGrader()
     changes = {"wall_s": wall_s, "cpu_s": cpu_s, "memory_mb": memory_mb, "max_processes": max_processes}
     limits = dataclasses.replace(grader.limits, **{k: v for k, v in changes.items() if v is not None})
@@ -76,13 +92,13 @@ def run(
         raise ConfigError("--wall-s, --memory-mb and --max-processes must be positive")
     if tests_path is None:
         stdin = _read(stdin_path, "stdin file") if stdin_path else ""
-        result = run_python(code, stdin=stdin, limits=limits, require_isolation=require_isolation)
+        result = run_python(code, stdin=stdin, limits=limits, isolation=isolation)
         verdict: dict[str, object] = result.to_json()
         ok = result.ok
     else:
         tests, prelude, setup = _tests(tests_path)
         report = run_tests(code, tests, prelude=prelude, setup=setup, limits=limits,
-                           per_test_s=grader.per_test_s, require_isolation=require_isolation)  # fmt: skip
+                           per_test_s=grader.per_test_s, isolation=isolation)  # fmt: skip
         verdict = {**report.run.to_json(), "tests": report.to_json()}
         ok = report.run.ok and report.all_passed
     click.echo(json.dumps(verdict, indent=2))

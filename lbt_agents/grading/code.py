@@ -3,6 +3,9 @@
 ``score`` is the V-score (pass rate on ``meta["visible_tests"]``), ``correct`` means all
 visible tests pass, and ``hidden_score`` is the S-score (pass rate on
 ``meta["hidden_tests"]``).  Visible and hidden tests run in ONE sandboxed process.
+
+Without a working bubblewrap, :meth:`CodeGrader.grade` raises :class:`IsolationError` (it
+never grades unconfined unless ``isolation="bare"`` or ``LBT_SANDBOX_ISOLATION=bare`` says so).
 """
 
 from __future__ import annotations
@@ -12,7 +15,13 @@ import re
 from dataclasses import dataclass, field
 
 from lbt_agents.grading.base import grader
-from lbt_agents.sandbox import Limits, arun_tests
+from lbt_agents.sandbox import (
+    IsolationChoice,
+    IsolationError,
+    Limits,
+    arun_tests,
+    resolve_isolation,
+)
 from lbt_agents.types import Problem, TaskKind, Verdict
 
 MARKER = "[[Final Answer]]"
@@ -64,6 +73,8 @@ class CodeGrader:
 
     limits: Limits = field(default_factory=lambda: Limits(wall_s=20.0, cpu_s=20.0, memory_mb=1024))
     per_test_s: float = 4.0
+    isolation: IsolationChoice = "auto"
+    """auto: the process default (bubblewrap unless ``LBT_SANDBOX_ISOLATION=bare``); see :mod:`lbt_agents.sandbox`."""
     kind: TaskKind = "code"
 
     def extract(self, reply: str) -> str | None:
@@ -76,6 +87,8 @@ class CodeGrader:
         return normalize_program(a) == normalize_program(b)
 
     async def grade(self, problem: Problem, reply: str, *, truncated: bool = False) -> Verdict:
+        """Raises :class:`IsolationError` when the sandbox cannot isolate here (a machine problem, not a reply's)."""
+        isolation = resolve_isolation(self.isolation)  # the last guard: never grade unconfined by accident
         program = None
         try:
             program = self.extract(reply)
@@ -99,6 +112,7 @@ class CodeGrader:
                 setup=meta.get("test_setup", ""),
                 limits=self.limits,
                 per_test_s=self.per_test_s,
+                isolation=isolation,
             )
             ok = {t: o.passed for t, o in zip(tests, report.outcomes)}
             v_pass = sum(ok[t] for t in visible)
@@ -111,6 +125,8 @@ class CodeGrader:
                 detail += f"; {report.load_error}"
             elif failure:
                 detail += f"; first failure: {failure}"
+            if report.run.isolation == "bare":
+                detail += "; ran UNCONFINED (isolation bare)"
             if truncated:
                 detail += "; reply truncated"
             return Verdict(
@@ -121,6 +137,8 @@ class CodeGrader:
                 detail=detail[:1000],
                 hidden_score=hidden_score,
             )
+        except IsolationError:
+            raise
         except Exception as exc:  # noqa: BLE001 - an examiner never raises on a reply
             return Verdict(answer=program, correct=False, score=0.0, truncated=truncated,
                            detail=f"grading failed: {type(exc).__name__}: {exc}"[:1000], hidden_score=0.0)  # fmt: skip

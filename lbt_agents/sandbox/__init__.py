@@ -1,8 +1,9 @@
 """A sandbox for model-written Python: every run in its own isolated, limited process tree.
 
 Layers (see docs/sandbox.md): bubblewrap namespaces (no network, own pid namespace,
-read-only system, a fresh writable folder) when bubblewrap works, rlimits always, a
-subreaper launcher that kills leftovers, and a kill of the whole tree on timeout.
+read-only system, a fresh writable folder), rlimits, a subreaper launcher that kills
+leftovers, and a kill of the whole tree on timeout.  Without a working bubblewrap a run
+raises :class:`IsolationError`, unless someone chose ``isolation="bare"`` (unconfined).
 """
 
 from __future__ import annotations
@@ -10,7 +11,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from lbt_agents.sandbox._isolation import Capabilities, capabilities
+from lbt_agents.sandbox._isolation import (
+    ENV_VAR,
+    Capabilities,
+    capabilities,
+    default_isolation,
+    isolation_used,
+    resolve_isolation,
+    set_default_isolation,
+)
 from lbt_agents.sandbox._run import default_concurrency, execute, run_sync
 from lbt_agents.sandbox._types import (
     DEFAULT_LIMITS,
@@ -30,6 +39,7 @@ from lbt_agents.sandbox.testing import (
 )
 
 __all__ = [
+    "ENV_VAR",
     "Capabilities",
     "Isolation",
     "IsolationChoice",
@@ -44,8 +54,12 @@ __all__ = [
     "arun_python",
     "arun_tests",
     "capabilities",
+    "default_isolation",
+    "isolation_used",
+    "resolve_isolation",
     "run_python",
     "run_tests",
+    "set_default_isolation",
 ]
 
 
@@ -60,8 +74,8 @@ async def arun_python(
 ) -> RunResult:
     """Run ``code`` as ``main.py`` in a fresh sandbox; never runs it outside one.
 
-    Raises :class:`IsolationError` only when ``isolation='bwrap'`` or ``require_isolation``
-    asks for namespaces this machine cannot give.
+    Raises :class:`IsolationError` (see :func:`resolve_isolation`) when bubblewrap does not
+    work here and nobody chose ``isolation='bare'``, or when ``require_isolation`` refuses bare.
     """
     result, _ = await execute(
         {"main.py": code},

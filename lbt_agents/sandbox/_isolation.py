@@ -7,10 +7,16 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import get_args
 
 from lbt_agents.sandbox._types import Isolation, IsolationChoice, IsolationError
+
+ENV_VAR = "LBT_SANDBOX_ISOLATION"
+"""Process-wide default isolation (``bwrap`` or ``bare``) when no explicit choice is given."""
+UNCONFINED_HINT = "or run unconfined with sandbox.isolation: bare / --allow-unsandboxed / LBT_SANDBOX_ISOLATION=bare"
 
 SANDBOX_ROOT = "/sandbox"
 """The program's working directory inside bubblewrap (also mounted on /tmp)."""
@@ -29,6 +35,8 @@ class Capabilities:
     """Path of a working bubblewrap, None when missing or unusable."""
     root: bool
     detail: str
+    installed: str | None = None
+    """Path of the ``bwrap`` found on PATH, working or not."""
 
     @property
     def best(self) -> Isolation:
@@ -86,28 +94,103 @@ def capabilities() -> Capabilities:
     """Probe bubblewrap once: it must start a Python in a fresh net+pid namespace."""
     bwrap = shutil.which("bwrap")
     if bwrap is None:
-        return Capabilities(None, is_root(), "bubblewrap not installed (apt-get install -y bubblewrap)")
+        return Capabilities(None, is_root(), "bubblewrap is not installed")
     probe = Path(os.environ.get("TMPDIR", "/tmp"))
     cmd = [*bwrap_prefix(bwrap, str(probe), sys.executable, None), sys.executable, "-I", "-S", "-c", "pass"]
     try:
         done = subprocess.run(cmd, check=False, capture_output=True, timeout=30, env={"PATH": "/usr/bin:/bin"})
     except (OSError, subprocess.TimeoutExpired) as exc:
-        return Capabilities(None, is_root(), f"bubblewrap failed to start: {exc}")
+        return Capabilities(None, is_root(), f"bubblewrap failed to start: {exc}", bwrap)
     if done.returncode != 0:
-        why = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no message"]
-        return Capabilities(None, is_root(), f"bubblewrap cannot create namespaces here: {why[0]}")
-    return Capabilities(bwrap, is_root(), "bubblewrap works: net, pid, ipc, uts and mount namespaces")
+        why = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or [f"exit code {done.returncode}"]
+        return Capabilities(None, is_root(), f"bubblewrap cannot create namespaces here: {why[0][:200]}", bwrap)
+    return Capabilities(bwrap, is_root(), "bubblewrap works: net, pid, ipc, uts and mount namespaces", bwrap)
 
 
-def choose(isolation: IsolationChoice, require_isolation: bool) -> Isolation:
-    """The isolation layer a run uses; refuses when isolation is required but missing."""
-    caps = capabilities()
-    if isolation == "bare":
+# -- which isolation a run gets ---------------------------------------------------------------------------
+
+_default: Isolation | None = None
+_used: set[Isolation] = set()
+_warned = False
+_lock = threading.Lock()
+
+
+def _valid(choice: object, where: str) -> IsolationChoice:
+    if choice not in get_args(IsolationChoice):
+        raise IsolationError(f"{where}: sandbox isolation {choice!r} is not one of auto, bwrap, bare")
+    return choice  # type: ignore[return-value]
+
+
+def set_default_isolation(choice: IsolationChoice | None) -> None:
+    """Set the process-wide isolation used when a run asks for ``auto`` (None/``auto``: back to the default).
+
+    The default is ``$LBT_SANDBOX_ISOLATION``, else ``bwrap``; a run config's ``sandbox.isolation`` sets it.
+    """
+    global _default
+    choice = None if choice is None else _valid(choice, "set_default_isolation")
+    _default = None if choice in (None, "auto") else choice  # type: ignore[assignment]
+
+
+def default_isolation() -> Isolation:
+    """What ``auto`` means now: :func:`set_default_isolation`, else ``$LBT_SANDBOX_ISOLATION``, else ``bwrap``."""
+    if _default is not None:
+        return _default
+    env = os.environ.get(ENV_VAR, "").strip().lower()
+    if env in ("", "auto"):
+        return "bwrap"
+    return _valid(env, ENV_VAR)  # type: ignore[return-value]
+
+
+def missing_bwrap_message(caps: Capabilities) -> str:
+    """The one line that says why bubblewrap cannot isolate a run here, and the fix."""
+    if caps.installed is None:
+        sudo = "" if caps.root else "sudo "
+        return f"the code sandbox needs bubblewrap: {sudo}apt-get install bubblewrap ({UNCONFINED_HINT})"
+    return (
+        f"the code sandbox needs a working bubblewrap, but {caps.installed} fails its probe: {caps.detail} "
+        f"(see 'Installing bubblewrap' in docs/sandbox.md, {UNCONFINED_HINT})"
+    )
+
+
+def resolve_isolation(choice: IsolationChoice | None = None, *, require_isolation: bool = False) -> Isolation:
+    """The isolation a run with ``choice`` gets; raises :class:`IsolationError` (one line, with the fix).
+
+    ``auto``/None: :func:`default_isolation`.  ``bwrap``: bubblewrap, which must pass its probe.
+    ``bare``: unconfined (rlimits only): warns once per process on stderr.  Model-written code
+    therefore never runs unconfined unless someone chose ``bare``.
+    """
+    choice = "auto" if choice is None else _valid(choice, "sandbox")
+    mode: Isolation = default_isolation() if choice == "auto" else choice  # type: ignore[assignment]
+    if mode == "bare":
         if require_isolation:
-            raise IsolationError("isolation is required but isolation='bare' was asked for")
+            raise IsolationError("isolation is required, but sandbox isolation 'bare' (unconfined) was chosen")
+        _warn_unconfined()
         return "bare"
+    caps = capabilities()
     if caps.bwrap is None:
-        if isolation == "bwrap" or require_isolation:
-            raise IsolationError(f"network/filesystem isolation unavailable: {caps.detail}")
-        return "bare"
+        raise IsolationError(missing_bwrap_message(caps))
     return "bwrap"
+
+
+def _warn_unconfined() -> None:
+    global _warned
+    with _lock:
+        if _warned:
+            return
+        _warned = True
+    sys.stderr.write(
+        "warning: model-written code runs UNCONFINED (sandbox isolation 'bare'): it can use the network and "
+        "read and write whatever this user can\n"
+    )
+    sys.stderr.flush()
+
+
+def note_used(mode: Isolation) -> None:
+    with _lock:
+        _used.add(mode)
+
+
+def isolation_used() -> tuple[Isolation, ...]:
+    """The isolations that sandboxed runs of this process have used so far (sorted; empty before any run)."""
+    with _lock:
+        return tuple(sorted(_used))

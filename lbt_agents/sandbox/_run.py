@@ -163,7 +163,8 @@ async def execute(
 ) -> tuple[RunResult, bytes]:
     """Run ``python -I <script>`` with ``files`` in a fresh folder; returns the result and
     what the program wrote to its side-channel fd (env ``LBT_SIDE_FD``) when asked for."""
-    mode = iso.choose(isolation, require_isolation)
+    mode = iso.resolve_isolation(isolation, require_isolation=require_isolation)
+    iso.note_used(mode)
     python = python or sys.executable
     async with _limiter():
         workdir = os.path.realpath(tempfile.mkdtemp(prefix="lbt-sandbox-"))

