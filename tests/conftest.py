@@ -93,10 +93,17 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    marker = item.get_closest_marker("needs_reference_data")
-    if marker is not None and find_reference_data(*marker.args) is None:
-        pytest.skip(reference_data_reason(*marker.args))
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    found: dict[tuple[str, ...], Path | None] = {}
+    for item in items:
+        marker = item.get_closest_marker("needs_reference_data")
+        if marker is None:
+            continue
+        names = tuple(marker.args)
+        if names not in found:
+            found[names] = find_reference_data(*names)
+        if found[names] is None:
+            item.add_marker(pytest.mark.skip(reason=reference_data_reason(*names)))
 
 
 @pytest.fixture
