@@ -189,7 +189,8 @@ def pull_data(
     """Download, verify and store data set ``name`` (and the sets it requires); returns the data folder.
 
     Files already present with the right checksum are kept; nothing else in the folder is touched.
-    A download that fails or does not match its checksum raises :class:`DataError` and stores nothing.
+    A file whose download fails or does not match its checksum is not stored, and :class:`DataError`
+    says why (the set's other files, each verified, stay).
     """
     say = progress or (lambda _msg: None)
     folder = data_cache_dir(cache_dir)
@@ -218,8 +219,11 @@ def _with_requirements(spec: DataSet) -> list[DataSet]:
 
 
 def _fetch(spec: DataSet, file: DataFile, target: Path, url: str, say: Progress) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    except OSError as exc:
+        raise DataError(f"data set {spec.name!r}: cannot write into {target.parent} ({_one_line(exc)})") from None
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as out:

@@ -239,3 +239,11 @@ def test_pull_all_from_a_copy_of_the_reference_data(reference_data_dir: Path, en
     assert all(dataset_present(spec, env / "data") for spec in DATASETS.values())
     assert len(load_task(TaskConfig(name="math_functional"))) == 181  # read from the cache: no data dir given
     assert len(load_task(TaskConfig(name="causal_judgment"))) == 57
+
+
+def test_an_unwritable_cache_is_one_line(hub: FixtureHub, env: Path, monkeypatch) -> None:
+    register(monkeypatch, "fixture", hub.add("fix/a.txt", b"a"))
+    env.mkdir()
+    (env / "data").write_text("a file where the data folder should be")
+    with pytest.raises(DataError, match=r"cannot write into .*data/fix"):
+        pull_data("fixture", mirror=hub.url)
