@@ -26,6 +26,7 @@ _COMMANDS = {
     "m3": "lbt_agents.cli.m3:m3",
     "classroom": "lbt_agents.cli.m3:classroom",
     "data": "lbt_agents.cli.data:data",
+    "stub": "lbt_agents.cli.stub:stub",
 }
 
 
