@@ -42,7 +42,8 @@ _TRAIN_FLAGS = {
 @m2.command("train")
 @click.option("--data", type=click.Path(path_type=Path), help="Preference dataset folder (from `lbt m2 prefs`).")
 @click.option("--model", help="Start model: HF model folder or registry name [default: smollm2-135m].")
-@click.option("--out", type=click.Path(path_type=Path), help="Output folder (replaced atomically).")
+@click.option("--out", type=click.Path(path_type=Path),
+              help="Output folder: new, or an earlier `lbt m2 train` output (replaced atomically); others are refused.")  # fmt: skip
 @click.option("--full/--lora", "full", default=None, help="Full fine-tuning instead of a LoRA adapter [default: --lora].")
 @click.option("--max-steps", type=int, help="Optimizer steps (-1: train for --epochs).")
 @click.option("--epochs", type=float, help="Passes over the pairs [default: 1].")

@@ -5,6 +5,10 @@
     merged/              Hugging Face folder vLLM serves (safetensors, tokenizer, chat template)
     adapter/             the LoRA adapter (LoRA runs only; vLLM ``--enable-lora`` can serve it)
     train_summary.json   settings, steps, loss history, timings
+    .lbt-owned           marks the folder as an ``m2-train`` output
+
+``output_dir`` must be new, empty, or an earlier ``m2-train`` output (then it is replaced);
+any other folder is refused before training starts, so no user data is ever deleted.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from lbt_agents.errors import DataError, LbtError
+from lbt_agents.errors import ConfigError, DataError, LbtError
 
 log = logging.getLogger("lbt_agents.training")
 
@@ -30,6 +34,10 @@ Device = Literal["auto", "cpu", "cuda"]
 
 DEFAULT_LR_LORA = 5e-5
 DEFAULT_LR_FULL = 5e-7
+
+OUTPUT_KIND = "m2-train"
+"""The ``.lbt-owned`` kind of a training output folder."""
+_OUTPUT_ENTRIES = {"merged", "adapter", "train_summary.json", ".trainer"}
 
 
 class TrainError(LbtError):
@@ -47,7 +55,10 @@ class DPOSettings(BaseModel):
         "smollm2-135m", description="Start model: a Hugging Face model folder or a registry name (see `lbt models`)."
     )
     data: Path = Field(description="Preference dataset folder (written by save_pairs / `lbt m2 prefs`).")
-    output_dir: Path = Field(description="Output folder: merged/, adapter/ and train_summary.json (replaced atomically).")
+    output_dir: Path = Field(
+        description="Output folder: merged/, adapter/ and train_summary.json. A new folder, or an earlier "
+        "training output (replaced atomically); any other non-empty folder is refused."
+    )
     lora: bool = Field(True, description="Train a LoRA adapter (peft); False: full fine-tuning.")
     lora_r: int = Field(16, ge=1, description="LoRA rank.")
     lora_alpha: int = Field(32, ge=1, description="LoRA alpha (scale = alpha / r).")
@@ -112,6 +123,7 @@ def train_dpo(settings: DPOSettings, emit: Callable[[str], None] | None = None) 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     emit = emit or log.info
     start = time.monotonic()
+    check_output_dir(settings)
 
     from lbt_agents.preferences import load_pairs
     from lbt_agents.training._model import (
@@ -135,7 +147,7 @@ def train_dpo(settings: DPOSettings, emit: Callable[[str], None] | None = None) 
 
     from lbt_agents.training._atomic import atomic_dir
 
-    with atomic_dir(settings.output_dir) as out:
+    with atomic_dir(settings.output_dir, kind=OUTPUT_KIND, legacy=_legacy_output) as out:
         result = _train(settings, model_dir, tokenizer, dataset, out, emit)
         summary = {
             "settings": settings.model_dump(mode="json"),
@@ -162,6 +174,33 @@ def train_dpo(settings: DPOSettings, emit: Callable[[str], None] | None = None) 
         train_s=result["train_s"],
         wall_s=summary["wall_s"],
     )
+
+
+def check_output_dir(settings: DPOSettings) -> None:
+    """Refuse (one line, before any work) an ``output_dir`` that training must not replace.
+
+    That is a non-empty folder it did not write, or one that holds the data or the start model.
+    """
+    from lbt_agents.training._atomic import check_replaceable
+
+    out = settings.output_dir.expanduser().resolve()
+    model = Path(settings.model).expanduser()
+    for what, path in (("preference data", settings.data), ("start model", model if model.is_dir() else None)):
+        if path is None:
+            continue
+        where = Path(path).expanduser().resolve()
+        if where == out or out in where.parents:
+            raise ConfigError(
+                f"the {what} {path} is inside output_dir {settings.output_dir}, which training replaces; "
+                "write the output to another folder"
+            )
+    check_replaceable(settings.output_dir, kind=OUTPUT_KIND, legacy=_legacy_output)
+
+
+def _legacy_output(folder: Path) -> bool:
+    """An unmarked output of an ``lbt m2 train`` from before the ``.lbt-owned`` marker."""
+    names = {p.name for p in folder.iterdir()}
+    return "train_summary.json" in names and names <= _OUTPUT_ENTRIES
 
 
 def _train(

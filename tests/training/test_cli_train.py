@@ -47,6 +47,24 @@ def test_full_flag_turns_lora_off(tiny_model_dir, tiny_pairs_dir, tmp_path):
     assert (out / "merged").is_dir() and not (out / "adapter").exists()  # full models are always written
 
 
+def test_out_over_someones_folder_is_refused_and_retraining_replaces_its_own(tiny_model_dir, tiny_pairs_dir, tmp_path):
+    """The bug: --out at a folder of other files trained, then deleted them all, and exited 0."""
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "checkpoints.sqlite").write_text("precious")
+    args = ["m2", "train", "--data", str(tiny_pairs_dir), "--model", str(tiny_model_dir), "--max-steps", "1",
+            "--no-merge"]  # fmt: skip
+    refused = CliRunner().invoke(cli, [*args, "--out", str(theirs)])
+    assert refused.exit_code != 0 and "refusing to replace" in str(refused.exception)
+    assert (theirs / "checkpoints.sqlite").read_text() == "precious" and len(list(theirs.iterdir())) == 1
+    out = tmp_path / "dpo"
+    for _ in range(2):  # the second run replaces the first run's own output
+        result = CliRunner().invoke(cli, [*args, "--out", str(out)], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+    assert (out / ".lbt-owned").is_file() and (out / "adapter").is_dir()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dpo", "theirs"]
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
