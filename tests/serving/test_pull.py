@@ -88,13 +88,32 @@ def test_failed_conversion_leaves_nothing(tmp_path: Path, fake_hub: FakeHub, mon
     assert _leftovers(tmp_path) == []
 
 
-def test_partial_folder_is_never_trusted_and_gets_replaced(tmp_path: Path, fake_hub: FakeHub) -> None:
-    partial = tmp_path / "models" / "fake-tiny"
-    partial.mkdir(parents=True)
-    (partial / "config.json").write_text("{}")  # no manifest: an interrupted pull
+def test_a_folder_a_pull_did_not_write_is_refused_and_kept(tmp_path: Path, fake_hub: FakeHub) -> None:
+    theirs = tmp_path / "models" / "fake-tiny"
+    theirs.mkdir(parents=True)
+    (theirs / "config.json").write_text("{}")  # no manifest: someone's own model folder
+    (theirs / "weights.bin").write_text("precious")
     assert pulled_model_dir("fake-tiny", cache_dir=tmp_path) is None
+    with pytest.raises(ServeError, match="refusing to replace") as err:
+        pull_model("fake-tiny", cache_dir=tmp_path)
+    assert "\n" not in str(err.value) and "LBT_CACHE_DIR" in str(err.value)
+    assert (theirs / "weights.bin").read_text() == "precious" and sorted(p.name for p in theirs.iterdir()) == [
+        "config.json", "weights.bin"]  # fmt: skip
+    assert fake_hub.downloads == []  # refused before anything was downloaded
+    a_file = theirs.parent / "other"
+    a_file.write_text("a file")
+    with pytest.raises(ServeError, match="not a folder"):
+        pull_mod.check_pull_target(a_file)
+
+
+def test_an_empty_folder_or_an_incomplete_own_pull_is_replaced(tmp_path: Path, fake_hub: FakeHub) -> None:
+    empty = tmp_path / "models" / "fake-tiny"
+    empty.mkdir(parents=True)
     folder = pull_model("fake-tiny", cache_dir=tmp_path)
     assert (folder / pull_mod.MANIFEST).is_file()
+    (folder / "model.safetensors").unlink()  # its own folder, now incomplete: replaced, not refused
+    assert pulled_model_dir("fake-tiny", cache_dir=tmp_path) is None
+    pull_model("fake-tiny", cache_dir=tmp_path)
     assert (folder / "model.safetensors").read_bytes() == b"".join(PART_BYTES)
 
 
