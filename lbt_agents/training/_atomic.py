@@ -42,6 +42,13 @@ def mark_owned(folder: str | os.PathLike[str], kind: str) -> None:
     (Path(folder) / OWNED_MARKER).write_text(json.dumps(record) + "\n")
 
 
+def saved_dataset_folder(folder: Path) -> bool:
+    """A legacy test: an unmarked ``datasets.save_to_disk`` folder (state.json, dataset_info.json, data-*.arrow only)."""
+    names = [p.name for p in folder.iterdir()]
+    known = all(n in ("state.json", "dataset_info.json") or (n.startswith("data-") and n.endswith(".arrow")) for n in names)
+    return known and "state.json" in names
+
+
 def check_replaceable(target: str | os.PathLike[str], *, kind: str, legacy: Legacy | None = None) -> None:
     """Raise :class:`ConfigError` (one line) unless ``target`` is absent, an empty folder, or a
     folder marked as ``kind`` (or, unmarked, one that ``legacy`` recognises)."""

@@ -15,6 +15,7 @@ from lbt_agents.training._atomic import (
     atomic_dir,
     check_replaceable,
     owned_kind,
+    saved_dataset_folder,
 )
 
 
@@ -113,6 +114,21 @@ def test_save_pairs_never_replaces_a_user_folder(tmp_path: Path) -> None:
     assert _unchanged(target, files)
     fresh = save_pairs(tiny_pairs(2), tmp_path / "fresh")
     assert len(load_pairs(save_pairs(tiny_pairs(3), fresh))) == 3  # its own folder: replaced
+
+
+def test_an_unmarked_dataset_of_an_older_version_can_be_recognised(tmp_path: Path) -> None:
+    from datasets import Dataset
+
+    old = tmp_path / "results"
+    Dataset.from_list([{"a": 1}]).save_to_disk(str(old))
+    assert saved_dataset_folder(old)
+    with atomic_dir(old, legacy=saved_dataset_folder) as tmp:
+        Dataset.from_list([{"a": 2}]).save_to_disk(str(tmp))
+    assert owned_kind(old) == "dataset"
+    (tmp_path / "mine").mkdir()
+    _user_folder(tmp_path / "mine")
+    (tmp_path / "mine" / "state.json").write_text("{}")
+    assert not saved_dataset_folder(tmp_path / "mine")
 
 
 def _train_args(data: Path, out: Path) -> list[str]:
