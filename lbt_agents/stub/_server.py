@@ -110,6 +110,7 @@ class StubServer:
         self._stop: asyncio.Event | None = None
         self._thread: threading.Thread | None = None
         self._process: Any = None
+        self._final: dict[str, Any] | None = None
 
     # -- where it listens -------------------------------------------------------------------------
     @property
@@ -125,24 +126,27 @@ class StubServer:
     @property
     def requests(self) -> int:
         """Completion requests received (chat and text), faulted and invalid ones included."""
-        return self._app.requests if self._app is not None else self._get("/stub/stats")["requests"]
+        return self._app.requests if self._app is not None else self._seen("/stub/stats")["requests"]
 
     @property
     def failed(self) -> int:
         """Requests answered with an injected fault."""
-        return self._app.failed if self._app is not None else self._get("/stub/stats")["failed"]
+        return self._app.failed if self._app is not None else self._seen("/stub/stats")["failed"]
 
     @property
     def bodies(self) -> list[Any]:
         """The completion requests' bodies, in arrival order (only with ``record_bodies=True``)."""
-        return list(self._app.bodies) if self._app is not None else self._get("/stub/bodies")
+        return list(self._app.bodies) if self._app is not None else self._seen("/stub/bodies")
 
     def reset(self) -> None:
         """Zero the counters and forget the recorded bodies."""
-        if self._app is not None and self._loop is not None:
-            asyncio.run_coroutine_threadsafe(_call(self._app.reset), self._loop).result(5)
+        if self._app is not None:
+            if self._thread is not None and self._loop is not None:
+                asyncio.run_coroutine_threadsafe(_call(self._app.reset), self._loop).result(5)
+            else:
+                self._app.reset()
         else:
-            self._request("POST", "/stub/reset")
+            self._get("/stub/reset", method="POST")
 
     # -- lifecycle --------------------------------------------------------------------------------
     def start(self) -> StubServer:
@@ -161,6 +165,9 @@ class StubServer:
             self._thread.join(10)
             self._thread = None
         if self._process is not None:
+            with contextlib.suppress(OSError, ValueError):  # what it saw stays readable after it stopped
+                self._final = self._get("/stub/stats")
+                self._final["bodies"] = self._get("/stub/bodies") if self.config.record_bodies else []
             proc, self._process = self._process, None
             proc.terminate()
             proc.join(10)
@@ -234,18 +241,20 @@ class StubServer:
             raise ConfigError(f"the stub server process did not start within {_START_TIMEOUT_S:.0f} s")
         self._port = answer
 
-    def _request(self, method: str, path: str) -> Any:
+    def _seen(self, path: str) -> Any:
+        if self._process is None and self._final is not None:
+            return self._final["bodies"] if path == "/stub/bodies" else self._final
+        return self._get(path)
+
+    def _get(self, path: str, method: str = "GET") -> Any:
+        if self._process is None:
+            raise ConfigError("the stub server is not running")
         conn = http.client.HTTPConnection(self.host, self._port, timeout=10)
         try:
             conn.request(method, path)
             return json.loads(conn.getresponse().read())
         finally:
             conn.close()
-
-    def _get(self, path: str) -> Any:
-        if self._process is None:
-            raise ConfigError("the stub server is not running")
-        return self._request("GET", path)
 
 
 async def _call(fn: Callable[[], None]) -> None:

@@ -96,7 +96,9 @@ def test_process_mode_counts_over_http_and_stops() -> None:
         assert stub.requests == 1 and stub.bodies[0]["n"] == 2
         stub.reset()
         assert stub.requests == 0
+        _client(stub).chat.completions.create(model="m", messages=MESSAGES)
         port = stub.port
+    assert stub.requests == 1 and len(stub.bodies) == 1  # still readable once stopped
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)
 
