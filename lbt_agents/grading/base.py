@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 from lbt_agents.types import Problem, TaskKind, Verdict
 
@@ -22,7 +23,8 @@ class Grader(Protocol):
         """Whether two extracted answers are the same answer."""
 
     async def grade(self, problem: Problem, reply: str, *, truncated: bool = False) -> Verdict:
-        """Grade ``reply`` to ``problem``; never raises on malformed replies."""
+        """Grade ``reply`` to ``problem``; never raises on malformed replies, and never blocks the event
+        loop for long: a reply that cannot be graded in bounded time is graded wrong, with the reason."""
 
 
 _GRADERS: dict[str, Callable[[], Grader]] = {}

@@ -112,7 +112,9 @@ def _mention_positions(text: str, words: Sequence[str]) -> list[tuple[int, str]]
     return sorted(found)
 
 
-def _last_named(text: str, words: Sequence[str], name: Callable[[str], str | None], by_norm: dict[str, str]) -> str | None:
+def _last_named(
+    text: str, words: Sequence[str], name: Callable[[str], str | None], by_norm: dict[str, str]
+) -> str | None:
     for start, word in reversed(_mention_positions(text, words)):
         polarity = _polarity(text, start)
         choice = name(word) if polarity else None

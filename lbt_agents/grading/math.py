@@ -1,60 +1,74 @@
 """The math examiner: extract a final answer, normalise it MATH-style, check equivalence.
 
-Equivalence is normalised string equality, else symbolic equality by math-verify
-(run without its signal-based timeouts, so it is safe in threads and event loops;
-over-long answers are never handed to it).
+Equivalence is normalised string equality (and a few other exact in-process tests), else symbolic
+equality by math-verify, which runs in worker processes so that every check ends within a bound
+(``timeout_s``: 2 s, or ``LBT_GRADE_TIMEOUT_S``) whatever the answer is; a check that reaches the
+bound counts as not equivalent and says so. Extraction is linear in the reply's length.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import re
-from functools import lru_cache
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
 
+from lbt_agents.errors import ConfigError
+from lbt_agents.grading._bounded import SymbolicResult, shared_pool
 from lbt_agents.grading.base import grader
 from lbt_agents.types import Problem, TaskKind, Verdict
 
 FINAL_MARKER = "[[Final Answer]]:"
+DEFAULT_TIMEOUT_S = 2.0
+TIMEOUT_ENV = "LBT_GRADE_TIMEOUT_S"
 _MAX_VERIFY_CHARS = 400
-_BOX_COMMANDS = ("\\boxed", "\\fbox")
+_MAX_REPLY_CHARS = 1_000_000
+"""Only a reply's last million characters are searched for its answer."""
+_INLINE_CHARS = 20_000
+"""Longer replies are searched in a thread, off the event loop."""
+_BOX_START = re.compile(r"\\(?:boxed|fbox)")
+_BOX_WORD = re.compile(r" +([^\s$]+)")
+_BRACE = re.compile(r"(?<!\\)[{}]")
 
 
 def last_boxed(text: str) -> str | None:
     """Content of the last ``\\boxed{...}`` / ``\\fbox{...}`` (balanced braces), or ``\\boxed 5``."""
-    best: tuple[int, str] | None = None
-    for cmd in _BOX_COMMANDS:
-        start = text.rfind(cmd)
-        while start != -1:
-            content = _box_content(text, start + len(cmd))
-            if content is not None:
-                if best is None or start > best[0]:
-                    best = (start, content)
-                break
-            start = text.rfind(cmd, 0, start)
-    return None if best is None else best[1].strip()
-
-
-def _box_content(text: str, pos: int) -> str | None:
-    if pos < len(text) and text[pos] == " ":  # \boxed 5
-        m = re.match(r" +([^\s$]+)", text[pos:])
-        return m.group(1) if m else None
-    if pos >= len(text) or text[pos] != "{":
-        return None
-    depth = 0
-    for i in range(pos, len(text)):
-        if text[i] == "{" and (i == 0 or text[i - 1] != "\\"):
-            depth += 1
-        elif text[i] == "}" and text[i - 1] != "\\":
-            depth -= 1
-            if depth == 0:
-                return text[pos + 1 : i]
+    args = [m.end() for m in _BOX_START.finditer(text)]
+    closing: dict[int, int] | None = None
+    for pos in reversed(args):
+        if text.startswith(" ", pos):  # \boxed 5
+            m = _BOX_WORD.match(text, pos)
+            if m:
+                return m.group(1).strip()
+        elif text.startswith("{", pos):
+            if closing is None:
+                closing = _closing_braces(text, [p for p in args if text.startswith("{", p)])
+            end = closing.get(pos)
+            if end is not None:
+                return text[pos + 1 : end].strip()
     return None
+
+
+def _closing_braces(text: str, opens: list[int]) -> dict[int, int]:
+    """Where each brace at ``opens`` is closed (unescaped braces counted; one pass)."""
+    wanted, stack, closing = set(opens), [], {}
+    for m in _BRACE.finditer(text, opens[0]):
+        i = m.start()
+        if text[i] == "{":
+            stack.append(i)
+        elif stack:
+            j = stack.pop()
+            if j in wanted:
+                closing[j] = i
+    return closing
 
 
 _FALLBACKS = (
     re.compile(r"[Tt]he (?:final )?answer is[:\s]*(.+)"),
     re.compile(r"####\s*(.+)"),
-    re.compile(r"(?:^|\n)\s*\**(?:Final )?Answer\**\s*:\**\s*(.+)", re.IGNORECASE),
+    re.compile(r"^[^\S\n]*\**(?:Final )?Answer\**\s*:\**\s*(.+)", re.IGNORECASE | re.MULTILINE),
 )
 
 
@@ -63,6 +77,7 @@ def extract_math_answer(reply: str) -> str | None:
     ``\\boxed{}``, else "The answer is X" / "#### X" / "Answer: X"; ``None`` if none."""
     if not reply:
         return None
+    reply = reply[-_MAX_REPLY_CHARS:]
     idx = reply.rfind(FINAL_MARKER)
     if idx != -1:
         line = reply[idx + len(FINAL_MARKER) :].strip().split("\n", 1)[0]
@@ -72,9 +87,11 @@ def extract_math_answer(reply: str) -> str | None:
     if boxed is not None:
         return _tidy(boxed)
     for pattern in _FALLBACKS:
-        matches = pattern.findall(reply)
-        if matches:
-            return _tidy(matches[-1].strip().split("\n", 1)[0])
+        last = None
+        for last in pattern.finditer(reply):  # noqa: B007 - the last match is the answer
+            pass
+        if last is not None:
+            return _tidy(last.group(1).strip().split("\n", 1)[0])
     return None
 
 
@@ -142,62 +159,172 @@ def normalize_math_answer(answer: str) -> str:
     if m:
         s = f"\\frac{{{m.group(1)}}}{{{m.group(2)}}}"
     s = re.sub(r"(?<![\d.])\.(\d)", r"0.\1", s)
-    if re.fullmatch(r"-?\d+\.\d*?0+", s):
+    if s.endswith("0") and re.fullmatch(r"-?\d+\.\d*", s):
         s = s.rstrip("0").rstrip(".")
     s = re.sub(r"\\(?:p|b|v|B|V)?matrix", "matrix", s)
     return s
 
 
-def _quiet_math_verify() -> None:
-    """We disable math-verify's signal timeouts on purpose; silence its one-time warning."""
-    import math_verify.grader
-    import math_verify.parser
-
-    math_verify.parser.TIMEOUT_WARNING_SHOWN = True
-    math_verify.grader.TIMEOUT_WARNING_SHOWN = True
-
-
-@lru_cache(maxsize=4096)
-def _parse(text: str) -> tuple:
-    from math_verify import parse
-
-    _quiet_math_verify()
-
+def grade_timeout_s(value: float | str | None = None) -> float:
+    """The bound on one check in seconds: ``value``, else ``LBT_GRADE_TIMEOUT_S``, else 2."""
+    source = "timeout_s"
+    if value is None:
+        value = os.environ.get(TIMEOUT_ENV, "").strip() or DEFAULT_TIMEOUT_S
+        source = TIMEOUT_ENV
     try:
-        return tuple(parse(f"${text}$", parsing_timeout=None))  # type: ignore[arg-type]
-    except Exception:  # noqa: BLE001 - a malformed answer simply does not parse
-        return ()
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = float("nan")
+    if not 0 < seconds <= 3600:  # also false for nan
+        raise ConfigError(f"{source} must be a number of seconds in (0, 3600], got {value!r}")
+    return seconds
 
 
-@lru_cache(maxsize=8192)
-def _verify(gold: str, pred: str) -> bool:
-    from math_verify import verify
+@dataclass(frozen=True)
+class MathCheck:
+    """Whether two answers are equal, and how that was decided (or why it could not be)."""
 
-    g, p = _parse(gold), _parse(pred)
-    if not g or not p:
-        return False
-    try:
-        return bool(verify(list(g), list(p), timeout_seconds=None))
-    except Exception:  # noqa: BLE001
-        return False
+    equal: bool
+    detail: str
 
 
-def math_equivalent(gold: str, pred: str) -> bool:
-    """Whether ``pred`` is the same answer as ``gold`` (normalised or symbolic equality)."""
+_EQUIVALENT = MathCheck(True, "equivalent")
+_DIFFERENT = MathCheck(False, "not equivalent")
+_INTEGER = re.compile(r"-?\d{1,15}")
+_CHOICES = frozenset("ABCDE")
+
+
+def _timed_out(timeout_s: float) -> MathCheck:
+    return MathCheck(False, f"grading timed out after {float(timeout_s)!r} s")
+
+
+def _quick_check(gold: str, pred: str) -> MathCheck | tuple[str, str]:
+    """The answer where string tests settle it, else the cleaned pair for the symbolic check."""
     if gold is None or pred is None:
-        return False
-    if normalize_math_answer(gold) == normalize_math_answer(pred):
-        return True
+        return _DIFFERENT
+    norm_gold, norm_pred = normalize_math_answer(gold), normalize_math_answer(pred)
+    if norm_gold == norm_pred:
+        return _EQUIVALENT
+    if _INTEGER.fullmatch(norm_gold) and _INTEGER.fullmatch(norm_pred):
+        return _EQUIVALENT if int(norm_gold) == int(norm_pred) else _DIFFERENT
+    if norm_gold in _CHOICES and norm_pred in _CHOICES:
+        return _DIFFERENT
     a, b = clean_math_answer(gold), clean_math_answer(pred)
     if not a or not b or len(a) > _MAX_VERIFY_CHARS or len(b) > _MAX_VERIFY_CHARS:
-        return False
-    return _verify(a, b)
+        return _DIFFERENT
+    return a, b
+
+
+class _Lru(OrderedDict):
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def put(self, key: object, value: object) -> None:
+        self[key] = value
+        self.move_to_end(key)
+        if len(self) > self.size:
+            self.popitem(last=False)
+
+
+class _Memory:
+    """What earlier symbolic checks found, so that none is run twice and a slow answer costs one bound.
+
+    When a check times out and one side has finished a check in time before, the other side is
+    remembered as slow: later checks with it time out at once (for the same or a smaller bound).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._results: _Lru = _Lru(16384)  # (a, b) -> (timeout_s or None, MathCheck)
+        self._slow: _Lru = _Lru(4096)  # answer -> the bound it overran
+        self._finished: _Lru = _Lru(16384)  # answers that finished a check in time
+
+    def recall(self, a: str, b: str, timeout_s: float) -> MathCheck | None:
+        with self._lock:
+            known = self._results.get((a, b))
+            if known is not None and (known[0] is None or known[0] >= timeout_s):
+                return known[1]
+            overran = max(self._slow.get(a, 0.0), self._slow.get(b, 0.0))
+        return _timed_out(timeout_s) if overran >= timeout_s else None
+
+    def learn(self, a: str, b: str, timeout_s: float, result: SymbolicResult, *, a_is_reference: bool) -> MathCheck:
+        if result.error is not None:
+            return MathCheck(False, f"symbolic check failed: {result.error}")
+        with self._lock:
+            if result.timed_out:
+                check = _timed_out(timeout_s)
+                self._results.put((a, b), (timeout_s, check))
+                for side, other in ((a, b), (b, a)):
+                    other_finished = other in self._finished or (a_is_reference and other == a)
+                    if other_finished and side not in self._finished:
+                        self._slow.put(side, max(timeout_s, self._slow.get(side, 0.0)))
+                return check
+            check = _EQUIVALENT if result.equal else _DIFFERENT
+            self._results.put((a, b), (None, check))
+            self._finished.put(a, True)
+            self._finished.put(b, True)
+            return check
+
+
+_MEMORY = _Memory()
+
+
+def check_math_answer(
+    gold: str, pred: str, *, timeout_s: float | None = None, gold_is_reference: bool = False
+) -> MathCheck:
+    """Whether ``pred`` is the same answer as ``gold``; returns within ``timeout_s`` of a grading
+    worker taking the check (starting a worker, once per process, comes on top).
+
+    ``gold_is_reference``: ``gold`` is ground truth, so a time-out is ``pred``'s doing and later
+    checks of ``pred`` time out at once."""
+    timeout_s = grade_timeout_s(timeout_s)
+    settled = _settled(gold, pred, timeout_s)
+    if isinstance(settled, MathCheck):
+        return settled
+    result = shared_pool().submit(*settled, timeout_s).result()
+    return _MEMORY.learn(*settled, timeout_s, result, a_is_reference=gold_is_reference)
+
+
+async def check_math_answer_async(
+    gold: str, pred: str, *, timeout_s: float | None = None, gold_is_reference: bool = False
+) -> MathCheck:
+    """:func:`check_math_answer` without blocking the event loop."""
+    timeout_s = grade_timeout_s(timeout_s)
+    if len(pred or "") > _INLINE_CHARS:
+        settled = await asyncio.to_thread(_settled, gold, pred, timeout_s)
+    else:
+        settled = _settled(gold, pred, timeout_s)
+    if isinstance(settled, MathCheck):
+        return settled
+    result = await asyncio.wrap_future(shared_pool().submit(*settled, timeout_s))
+    return _MEMORY.learn(*settled, timeout_s, result, a_is_reference=gold_is_reference)
+
+
+def _settled(gold: str, pred: str, timeout_s: float) -> MathCheck | tuple[str, str]:
+    """The answer of string tests or of an earlier check, else the pair to check symbolically."""
+    quick = _quick_check(gold, pred)
+    if isinstance(quick, MathCheck):
+        return quick
+    return _MEMORY.recall(*quick, timeout_s) or quick
+
+
+def math_equivalent(gold: str, pred: str, *, timeout_s: float | None = None) -> bool:
+    """Whether ``pred`` is the same answer as ``gold`` (normalised or symbolic equality, bounded)."""
+    return check_math_answer(gold, pred, timeout_s=timeout_s).equal
 
 
 class MathGrader:
-    """Grader for ``kind: math``: exact 1/0 on the final answer."""
+    """Grader for ``kind: math``: exact 1/0 on the final answer, each check bounded by ``timeout_s``.
+
+    ``timeout_s`` defaults to ``LBT_GRADE_TIMEOUT_S`` or 2 s; a grade that reaches it is wrong, with
+    ``detail`` "grading timed out after ... s".
+    """
 
     kind: TaskKind = "math"
+
+    def __init__(self, timeout_s: float | None = None) -> None:
+        self.timeout_s = grade_timeout_s(timeout_s)
 
     def extract(self, reply: str) -> str | None:
         return extract_math_answer(reply)
@@ -206,20 +333,40 @@ class MathGrader:
         return normalize_math_answer(answer)
 
     def equivalent(self, a: str, b: str) -> bool:
-        return math_equivalent(a, b)
+        return check_math_answer(a, b, timeout_s=self.timeout_s).equal
+
+    def warm_up(self) -> None:
+        """Start the grading workers now, so that the first symbolic check need not wait for them."""
+        shared_pool().start()
 
     def grade_sync(self, problem: Problem, reply: str, *, truncated: bool = False) -> Verdict:
         """:meth:`grade` without the event loop."""
         answer = self.extract(reply or "")
-        correct = answer is not None and self.equivalent(problem["answer"], answer)
-        detail = "no final answer" if answer is None else ("equivalent" if correct else "not equivalent")
-        return Verdict(
-            answer=answer, correct=correct, score=1.0 if correct else 0.0, truncated=truncated, detail=detail
-        )
+        check = None
+        if answer is not None:
+            check = check_math_answer(problem["answer"], answer, timeout_s=self.timeout_s, gold_is_reference=True)
+        return _verdict(answer, check, truncated)
 
     async def grade(self, problem: Problem, reply: str, *, truncated: bool = False) -> Verdict:
-        # sympy can take a while: keep the event loop serving other requests meanwhile
-        return await asyncio.to_thread(self.grade_sync, problem, reply, truncated=truncated)
+        reply = reply or ""
+        answer = await asyncio.to_thread(self.extract, reply) if len(reply) > _INLINE_CHARS else self.extract(reply)
+        check = None
+        if answer is not None:
+            check = await check_math_answer_async(
+                problem["answer"], answer, timeout_s=self.timeout_s, gold_is_reference=True
+            )
+        return _verdict(answer, check, truncated)
+
+
+def _verdict(answer: str | None, check: MathCheck | None, truncated: bool) -> Verdict:
+    correct = check is not None and check.equal
+    return Verdict(
+        answer=answer,
+        correct=correct,
+        score=1.0 if correct else 0.0,
+        truncated=truncated,
+        detail="no final answer" if check is None else check.detail,
+    )
 
 
 @grader("math")

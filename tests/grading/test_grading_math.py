@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -128,3 +129,34 @@ def test_grade_is_safe_in_threads():
 
     verdicts = asyncio.run(many())
     assert [v["correct"] for v in verdicts] == [False, False, True, False]
+
+
+HOSTILE = {
+    "20k newlines": "x" + "\n" * 20_000 + "y",
+    "4,000 unclosed boxes": "\\boxed{" * 4000,
+    "4,000 unclosed boxes with text": "\\boxed{ a " * 4000,
+    "blank lines after Answer": "\n \n" * 10_000 + "Answer:" + "\n" * 10_000,
+    "deep braces": "\\boxed{" + "{" * 50_000 + "1" + "}" * 50_000 + "}",
+    "a megabyte": "word " * 200_000 + "\\boxed{5}",
+}
+
+
+@pytest.mark.parametrize("name", list(HOSTILE))
+def test_extraction_is_linear(name):
+    start = time.perf_counter()
+    extract_math_answer(HOSTILE[name])
+    assert time.perf_counter() - start < 0.5
+
+
+def test_normalization_is_linear():
+    start = time.perf_counter()
+    assert normalize_math_answer("1." + "0" * 50_000 + "1") != normalize_math_answer("1")
+    assert normalize_math_answer("2.50") == "2.5"
+    assert time.perf_counter() - start < 0.5
+
+
+def test_extraction_of_the_deepest_and_last_box():
+    assert extract_math_answer(HOSTILE["deep braces"]) == "{" * 50_000 + "1" + "}" * 50_000
+    assert extract_math_answer(HOSTILE["a megabyte"]) == "5"
+    assert extract_math_answer("\\boxed{1} and \\boxed{2" + "}" * 3) == "2"
+    assert extract_math_answer("**Answer:** 7\n\n\n  Answer: 8\n") == "8"
