@@ -29,6 +29,8 @@ _BRIDGES = frozenset(
 """Words that may stand between a negation and the choice it negates (``not logically valid``)."""
 _MAX_BRIDGES = 4
 _LOOKBACK_CHARS = 160
+_MAX_MENTIONS = 200
+"""Only a reply's last mentions are weighed (which keeps hostile replies cheap)."""
 _TOKEN = re.compile(r"[a-z']+|[^\sa-z']")
 _MARKUP = frozenset("*_`\"")
 _OPPOSITE_PREFIXES = ("in", "im", "un", "il", "ir", "dis", "non", "non-", "non ", "not ")
@@ -115,7 +117,7 @@ def _mention_positions(text: str, words: Sequence[str]) -> list[tuple[int, str]]
 def _last_named(
     text: str, words: Sequence[str], name: Callable[[str], str | None], by_norm: dict[str, str]
 ) -> str | None:
-    for start, word in reversed(_mention_positions(text, words)):
+    for start, word in reversed(_mention_positions(text, words)[-_MAX_MENTIONS:]):
         polarity = _polarity(text, start)
         choice = name(word) if polarity else None
         if choice is not None and polarity < 0:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -107,3 +108,18 @@ def test_grade_negated_label():
     assert not asyncio.run(g.grade(_p("valid", VI), "[[Final Answer]]: not valid"))["correct"]
     assert asyncio.run(g.grade(_p("implausible", PI), "[[Final Answer]]: not plausible"))["correct"]
     assert not asyncio.run(g.grade(_p("plausible", PI), "[[Final Answer]]: not plausible"))["correct"]
+
+
+@pytest.mark.parametrize(
+    ("reply", "choices"),
+    [
+        ("not A " * 200_000, ["A", "B", "C"]),
+        ("[[Final Answer]]: " + "neither valid " * 100_000, VI),
+        ("\\boxed{" * 4000 + "valid", VI),
+        ("x" + "\n" * 20_000 + "not valid", VI),
+    ],
+)
+def test_hostile_label_replies_are_cheap(reply, choices):
+    start = time.perf_counter()
+    extract_label(reply, choices)
+    assert time.perf_counter() - start < 0.5
