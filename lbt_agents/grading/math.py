@@ -13,6 +13,7 @@ import os
 import re
 import threading
 from collections import OrderedDict
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 from lbt_agents.errors import ConfigError
@@ -228,7 +229,8 @@ class _Lru(OrderedDict):
 
 
 class _Memory:
-    """What earlier symbolic checks found, so that none is run twice and a slow answer costs one bound.
+    """What earlier symbolic checks found (or are finding), so that none runs twice and a slow answer
+    costs one bound.
 
     When a check times out and one side has finished a check in time before, the other side is
     remembered as slow: later checks with it time out at once (for the same or a smaller bound).
@@ -239,6 +241,23 @@ class _Memory:
         self._results: _Lru = _Lru(16384)  # (a, b) -> (timeout_s or None, MathCheck)
         self._slow: _Lru = _Lru(4096)  # answer -> the bound it overran
         self._finished: _Lru = _Lru(16384)  # answers that finished a check in time
+        self._in_flight: dict[tuple[str, str], tuple[float, Future]] = {}
+
+    def submit(self, a: str, b: str, timeout_s: float) -> Future:
+        """The symbolic check of ``a`` and ``b``: the one in flight when there is one, else a new one."""
+        with self._lock:
+            running = self._in_flight.get((a, b))
+            if running is not None and running[0] >= timeout_s:
+                return running[1]
+            future = shared_pool().submit(a, b, timeout_s)
+            self._in_flight[(a, b)] = (timeout_s, future)
+        future.add_done_callback(lambda done: self._landed((a, b), done))
+        return future
+
+    def _landed(self, key: tuple[str, str], done: Future) -> None:
+        with self._lock:
+            if key in self._in_flight and self._in_flight[key][1] is done:
+                del self._in_flight[key]
 
     def recall(self, a: str, b: str, timeout_s: float) -> MathCheck | None:
         with self._lock:
@@ -282,7 +301,7 @@ def check_math_answer(
     settled = _settled(gold, pred, timeout_s)
     if isinstance(settled, MathCheck):
         return settled
-    result = shared_pool().submit(*settled, timeout_s).result()
+    result = _MEMORY.submit(*settled, timeout_s).result()
     return _MEMORY.learn(*settled, timeout_s, result, a_is_reference=gold_is_reference)
 
 
@@ -297,7 +316,7 @@ async def check_math_answer_async(
         settled = _settled(gold, pred, timeout_s)
     if isinstance(settled, MathCheck):
         return settled
-    result = await asyncio.wrap_future(shared_pool().submit(*settled, timeout_s))
+    result = await asyncio.shield(asyncio.wrap_future(_MEMORY.submit(*settled, timeout_s)))  # others may share it
     return _MEMORY.learn(*settled, timeout_s, result, a_is_reference=gold_is_reference)
 
 
@@ -324,7 +343,16 @@ class MathGrader:
     kind: TaskKind = "math"
 
     def __init__(self, timeout_s: float | None = None) -> None:
-        self.timeout_s = grade_timeout_s(timeout_s)
+        self.timeout_s = timeout_s
+
+    @property
+    def timeout_s(self) -> float:
+        """The bound on one check, in seconds (``None`` sets the default); checked when set."""
+        return self._timeout_s
+
+    @timeout_s.setter
+    def timeout_s(self, value: float | None) -> None:
+        self._timeout_s = grade_timeout_s(value)
 
     def extract(self, reply: str) -> str | None:
         return extract_math_answer(reply)

@@ -102,6 +102,13 @@ def test_the_bound_is_configurable(monkeypatch):
             MathGrader()
     with pytest.raises(ConfigError, match="timeout_s"):
         MathGrader(timeout_s=0)
+    monkeypatch.delenv("LBT_GRADE_TIMEOUT_S")
+    grader = get_grader("math")
+    assert grader.timeout_s == 2.0
+    grader.timeout_s = 0.25  # how a config value reaches a grader the examiner already holds
+    assert grader.timeout_s == 0.25
+    with pytest.raises(ConfigError, match="timeout_s"):
+        grader.timeout_s = -2
 
 
 def test_a_worker_that_overruns_is_killed_and_replaced():
@@ -212,3 +219,22 @@ def test_a_worker_that_cannot_start_fails_the_check_with_its_reason(tmp_path, mo
         assert pool.worker_pids() == []
     finally:
         pool.close()
+
+
+def test_the_same_bomb_costs_one_bound():
+    grader = MathGrader(timeout_s=0.5)
+    grader.warm_up()
+
+    async def main() -> list[dict]:
+        bomb = "[[Final Answer]]: 8^{8^{8^{8}}}"
+        same = [grader.grade(_p("5"), bomb) for _ in range(8)]  # in flight together: one check
+        return await asyncio.gather(*same)
+
+    start = time.perf_counter()
+    verdicts = asyncio.run(main())
+    assert time.perf_counter() - start <= 0.5 + SLACK_S
+    assert {v["detail"] for v in verdicts} == {"grading timed out after 0.5 s"}
+    start = time.perf_counter()  # against another gold: the bomb is known to be slow
+    assert asyncio.run(grader.grade(_p("7"), "\\boxed{8^{8^{8^{8}}}}"))["detail"] == "grading timed out after 0.5 s"
+    assert not grader.equivalent("8^{8^{8^{8}}}", "6")
+    assert time.perf_counter() - start < 0.2
