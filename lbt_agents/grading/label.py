@@ -106,18 +106,25 @@ def _polarity(text: str, start: int) -> int:
 
 
 def _mention_positions(text: str, words: Sequence[str]) -> list[tuple[int, str]]:
-    found = []
-    for word in words:
-        pattern = rf"(?<![\w-]){re.escape(word)}(?![\w-])"
-        for m in re.finditer(pattern, text, flags=re.IGNORECASE):
-            found.append((m.start(), word))
-    return sorted(found)
+    """The last :data:`_MAX_MENTIONS` whole-word mentions of ``words`` (any case), in order."""
+    words = sorted({w for w in words if w}, key=len, reverse=True)  # the longest of two at one place
+    if not words:
+        return []
+    alternatives = "|".join(f"(?P<w{i}>{re.escape(w)})" for i, w in enumerate(words))
+    pattern = re.compile(rf"(?<![\w-])(?:{alternatives})(?![\w-])", flags=re.IGNORECASE)
+    window = 4096
+    while True:  # search the reply's tail, longer each time, until it holds enough mentions
+        start = max(0, len(text) - window)
+        found = [(m.start(), words[int(m.lastgroup[1:])]) for m in pattern.finditer(text, start)]  # type: ignore[index]
+        if len(found) >= _MAX_MENTIONS or start == 0:
+            return found[-_MAX_MENTIONS:]
+        window *= 8
 
 
 def _last_named(
     text: str, words: Sequence[str], name: Callable[[str], str | None], by_norm: dict[str, str]
 ) -> str | None:
-    for start, word in reversed(_mention_positions(text, words)[-_MAX_MENTIONS:]):
+    for start, word in reversed(_mention_positions(text, words)):
         polarity = _polarity(text, start)
         choice = name(word) if polarity else None
         if choice is not None and polarity < 0:

@@ -286,7 +286,14 @@ class _Memory:
             return check
 
 
+    def forget_in_flight(self) -> None:
+        """After ``fork``: the parent's checks in flight will never land here."""
+        self._lock = threading.Lock()
+        self._in_flight = {}
+
+
 _MEMORY = _Memory()
+os.register_at_fork(after_in_child=_MEMORY.forget_in_flight)
 
 
 def check_math_answer(

@@ -238,3 +238,20 @@ def test_the_same_bomb_costs_one_bound():
     assert asyncio.run(grader.grade(_p("7"), "\\boxed{8^{8^{8^{8}}}}"))["detail"] == "grading timed out after 0.5 s"
     assert not grader.equivalent("8^{8^{8^{8}}}", "6")
     assert time.perf_counter() - start < 0.2
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_grades_with_its_own_workers():
+    grader = MathGrader(timeout_s=5.0)
+    grader.warm_up()
+    parents = set(shared_pool().worker_pids())
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: must not use (or kill) the parent's workers
+        ok = grader.equivalent("\\frac{1}{3}", "2/6") and not set(shared_pool().worker_pids()) & parents
+        os.write(write, b"1" if ok else b"0")
+        os._exit(0)
+    os.close(write)
+    assert os.read(read, 1) == b"1"
+    os.waitpid(pid, 0)
+    assert set(shared_pool().worker_pids()) == parents and grader.equivalent("\\frac{1}{4}", "0.25")
