@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from json.encoder import encode_basestring as _string
 from dataclasses import dataclass
 from typing import Any
 
@@ -137,25 +138,24 @@ def stream(
     include_usage: bool,
 ) -> bytes:  # fmt: skip
     """The SSE body of a streamed reply: a role chunk, one chunk per word, a finish chunk per choice,
-    the usage chunk (``choices: []``) when asked for, then ``data: [DONE]``."""
+    the usage chunk (``choices: []``) when asked for, then ``data: [DONE]``.  Chunks are built from
+    byte templates: only each word is JSON-encoded, which keeps a long streamed reply cheap."""
     head = {"id": rid, "object": "chat.completion.chunk" if chat else "text_completion", "created": created, "model": model}
     if include_usage:
         head["usage"] = None
+    prefix = b"data: " + dumps(head)[:-1] + b',"choices":[{"index":'
+    field = b'"delta":{"content":' if chat else b'"text":'
+    close = b"}" if chat else b""
     events: list[bytes] = []
-
-    def event(choice: dict[str, Any]) -> None:
-        events.append(b"data: " + dumps({**head, "choices": [choice]}) + b"\n\n")
-
     for i, (text, reason, _) in enumerate(replies):
+        start = prefix + str(i).encode() + b","
         if chat:
-            event({"index": i, "delta": {"role": "assistant", "content": ""}, "logprobs": None, "finish_reason": None})
-            for piece in pieces(text):
-                event({"index": i, "delta": {"content": piece}, "logprobs": None, "finish_reason": None})
-            event({"index": i, "delta": {}, "logprobs": None, "finish_reason": reason})
-        else:
-            for piece in pieces(text):
-                event({"index": i, "text": piece, "logprobs": None, "finish_reason": None})
-            event({"index": i, "text": "", "logprobs": None, "finish_reason": reason})
+            events.append(start + b'"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]}\n\n')
+        middle = start + field
+        end = close + b',"logprobs":null,"finish_reason":null}]}\n\n'
+        events += [middle + _string(piece).encode() + end for piece in pieces(text)]
+        last = b'"delta":{}' if chat else b'"text":""'
+        events.append(start + last + b',"logprobs":null,"finish_reason":' + _string(reason).encode() + b"}]}\n\n")
     if include_usage:
         final = {**head, "choices": [], "usage": usage(prompt, sum(r[2] for r in replies))}
         events.append(b"data: " + dumps(final) + b"\n\n")

@@ -127,3 +127,11 @@ def test_text_completions_with_a_batch_of_prompts(stub: StubServer) -> None:
         (0, "x y", "length"), (1, "x y", "length"), (2, "w", "stop"), (3, "w", "stop"),
     ]  # fmt: skip
     assert reply.usage.prompt_tokens == 4 and reply.usage.completion_tokens == 6
+
+
+def test_streamed_text_completion(stub: StubServer) -> None:
+    client = openai.OpenAI(base_url=stub.base_url, api_key="x", max_retries=0)
+    chunks = list(client.completions.create(model="50%-off", prompt="x  y\tz", stream=True, max_tokens=2))
+    client.close()
+    assert "".join(c.choices[0].text for c in chunks) == "x  y"
+    assert chunks[-1].choices[0].finish_reason == "length" and {c.model for c in chunks} == {"50%-off"}
