@@ -160,8 +160,8 @@ class SymbolicPool:
             if self._closed:
                 future.set_result(SymbolicResult(False, error="grading workers are shut down"))
                 return future
-            self._spawn_drivers(self.size)
-        self._jobs.put(_Job(gold, pred, timeout_s, future))
+            self._spawn_drivers()
+            self._jobs.put(_Job(gold, pred, timeout_s, future))  # before any close() marks the end
         return future
 
     def worker_pids(self) -> list[int]:
@@ -175,23 +175,24 @@ class SymbolicPool:
             self._closed = True
             workers = list(self._workers.values())
             self._workers.clear()
-            drivers = len(self._drivers)
-        for _ in range(drivers):
-            self._jobs.put(None)
+            for _ in self._drivers:
+                self._jobs.put(None)
         for worker in workers:
             worker.kill()
 
     def start(self) -> None:
         """Start every worker now and wait until they are ready (else the first checks start them)."""
         with self._lock:
-            self._spawn_drivers(self.size)
+            if self._closed:
+                return
+            self._spawn_drivers()
             started = list(self._started)
         for event in started:
             event.wait(_START_TIMEOUT_S + 5)
 
-    def _spawn_drivers(self, count: int) -> None:
-        """Start drivers up to ``count`` (with the lock held); each starts its worker first."""
-        while len(self._drivers) < min(count, self.size):
+    def _spawn_drivers(self) -> None:
+        """Start the missing drivers (with the lock held); each starts its worker first."""
+        while len(self._drivers) < self.size:
             slot = len(self._drivers)
             started = threading.Event()
             driver = threading.Thread(target=self._drive, args=(slot, started), name=f"lbt-grade-{slot}", daemon=True)
@@ -200,8 +201,10 @@ class SymbolicPool:
             driver.start()
 
     def _drive(self, slot: int, started: threading.Event) -> None:
-        self._worker(slot)
-        started.set()
+        try:
+            self._worker(slot)
+        finally:
+            started.set()
         while True:
             job = self._jobs.get()
             if job is None:
@@ -217,19 +220,27 @@ class SymbolicPool:
                 self._worker(slot)
 
     def _run(self, slot: int, job: _Job) -> SymbolicResult:
-        worker = self._worker(slot)
-        if isinstance(worker, str):
-            return SymbolicResult(False, error=worker)
-        try:
-            result = worker.check(job.gold, job.pred, job.timeout_s)
-        except (EOFError, OSError, ValueError) as exc:  # the worker died (a crash in sympy, out of memory)
-            self._drop(slot, worker)
-            return SymbolicResult(False, error=str(exc) or type(exc).__name__)
-        if result is None:  # overran the deadline
-            self.kills += 1
-            self._drop(slot, worker)
-            return SymbolicResult(False, timed_out=True)
-        return result
+        """Run ``job`` on this slot's worker; where the worker dies, once more on a fresh one in the time left."""
+        left = job.timeout_s
+        for attempt in (1, 2):
+            worker = self._worker(slot)
+            if isinstance(worker, str):
+                return SymbolicResult(False, error=worker)
+            began = time.monotonic()
+            try:
+                result = worker.check(job.gold, job.pred, left)
+            except (EOFError, OSError, ValueError) as exc:  # it died: a crash in sympy, or it was dying already
+                self._drop(slot, worker)
+                left -= time.monotonic() - began
+                if attempt == 2 or left < 0.05:
+                    return SymbolicResult(False, error=str(exc) or type(exc).__name__)
+                continue
+            if result is None:  # overran the deadline
+                self.kills += 1
+                self._drop(slot, worker)
+                return SymbolicResult(False, timed_out=True)
+            return result
+        raise AssertionError("unreachable")
 
     def _worker(self, slot: int) -> _Worker | str:
         """This slot's running worker (started if needed), or why none could start."""

@@ -121,7 +121,7 @@ async def _grade_all(grader, cases, concurrency: int) -> list[tuple[float, dict]
 def _check(results, cases) -> None:
     assert len(results) == len(cases)
     slow = [(round(s, 2), r[:80]) for (s, _), (_, r) in zip(results, cases, strict=True) if s > BOUND_S + SLACK_S]
-    assert not slow, f"{len(slow)} grades past {BOUND_S} s + {SLACK_S} s: {slow[:5]}"
+    assert not slow, f"{len(slow)} grades past {BOUND_S} s + {SLACK_S} s: {slow[:5]}; killed: {shared_pool().kills}"
     for _, verdict in results:
         assert isinstance(verdict["correct"], bool) and verdict["score"] in (0.0, 1.0)
         assert verdict["answer"] is None or isinstance(verdict["answer"], str)
@@ -154,10 +154,12 @@ def test_fuzzed_label_grades_never_crash():
 @pytest.mark.parametrize("seed", range(3))
 def test_fuzzed_equivalence_is_bounded(seed):
     grader = MathGrader(timeout_s=BOUND_S)
+    grader.warm_up()
     rng = random.Random(seed)
     pairs = [(rng.choice(GOLDS), _bomb(rng)) for _ in range(2)]
     pairs += [(_soup(rng)[:300], _soup(rng)[:300]) for _ in range(40)]
     for a, b in pairs:
         start = time.perf_counter()
         assert grader.equivalent(a, b) in (True, False)
-        assert time.perf_counter() - start <= BOUND_S + SLACK_S
+        took = time.perf_counter() - start
+        assert took <= BOUND_S + SLACK_S, (a, b, took, f"workers killed so far: {shared_pool().kills}")
