@@ -20,7 +20,7 @@ from pathlib import Path
 
 from _bench import ROOT, report, run_config, server
 
-from lbt_agents.agents import make_roster
+from lbt_agents import Classroom
 from lbt_agents.cache import CallCache
 from lbt_agents.m1 import arun_m1
 from lbt_agents.scoring import Candidate, select
@@ -64,7 +64,7 @@ async def main() -> None:
         items = load_task(cfg.task)
         extra = math.ceil(ad_tok / len(items) / per_sample) if per_sample else 0
         cache = CallCache(args.cache)
-        roster = make_roster(cfg.classroom, task=cfg.task.name, cache=cache, max_concurrency=cfg.max_concurrency)
+        roster = Classroom.from_config(cfg.classroom, task=cfg.task.name, cache=cache, max_concurrency=cfg.max_concurrency)
         correct = 0
         replies = await asyncio.gather(*(roster.teacher.teach(it["tp"], cfg.m1.pairs_per_tp + extra) for it in items))
         for item, samples in zip(items, replies):

@@ -31,8 +31,7 @@ from _bench import (
 )
 from langgraph.checkpoint.memory import InMemorySaver
 
-from graphs.m1_scoring import build_graph
-from lbt_agents.agents import make_roster
+from lbt_agents import Classroom, m1_graph
 from lbt_agents.tasks import load_task
 
 HITS, QUERIES = "vllm:prefix_cache_hits_total", "vllm:prefix_cache_queries_total"
@@ -69,13 +68,13 @@ async def main() -> None:
     with server(args.model, args.base_url, dev_mode=True) as url:
         cfg = run_config(args.config, url, *size_overrides(args))
         items = load_task(cfg.task)
-        roster = make_roster(cfg.classroom, task=cfg.task.name, max_concurrency=args.concurrency)
-        graph = build_graph(roster, cfg.m1, checkpointer=InMemorySaver())
+        room = Classroom.from_config(cfg.classroom, task=cfg.task.name, max_concurrency=args.concurrency)
+        graph = m1_graph(cfg.m1, checkpointer=InMemorySaver())
         config = {"configurable": {"thread_id": "prefix"}, "max_concurrency": args.concurrency}
         reset_prefix_cache(url)
-        await graph.ainvoke({"items": items}, config, interrupt_after=["plan"])
+        await graph.ainvoke({"items": items}, config, interrupt_after=["plan"], context=room)
         hits0, queries0 = metric(url, HITS), metric(url, QUERIES)
-        out = await graph.ainvoke(None, config)
+        out = await graph.ainvoke(None, config, context=room)
         hits, queries = metric(url, HITS) - hits0, metric(url, QUERIES) - queries0
         model = cfg.classroom.students[0].model
         prompts = [tokenize(url, model, m) for m in exam_messages(roster.students[0], items, out["results"])]

@@ -10,6 +10,15 @@ Samples are requested one per call (sample ``i`` uses seed ``seed + i``): with
 vLLM's prefix cache the shared prompt is computed once anyway, and each sample
 becomes individually cacheable and resumable.
 
+Calls marked ``coalesce=True`` that are identical (same sample, same model at the
+same endpoints: e.g. two lanes' teachers scoring one exemplar set) and in flight
+at once are sent once.
+
+Every request goes through the chat model's runnable interface (``ainvoke`` /
+``astream``), so callbacks, tracing and LangGraph's ``stream_mode="messages"``
+see every call.  Loop-bound state (the concurrency limit, prefix turns, calls in
+flight) is made per event loop at run time (:class:`CallLimits`).
+
 Calls that declare a shared prefix (``sample(..., shared_prefix=k)``: the first
 ``k`` messages are the same for many calls, e.g. one TR-TA pair's exams) take
 turns: the first call streams, and the others start once its first token is out,
@@ -20,16 +29,15 @@ requests that arrive in the same scheduler step each compute the prefix again.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import time
+import weakref
 from dataclasses import asdict, dataclass, field
 from collections.abc import Callable
 from typing import Any, Sequence
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
-from langchain_core.outputs import LLMResult
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from lbt_agents.cache import CallCache, cache_key
@@ -91,6 +99,34 @@ class UsageMeter:
         return {name: asdict(u) for name, u in sorted(self.agents.items())}
 
 
+@dataclass
+class _LoopState:
+    limiter: asyncio.Semaphore
+    prefix_turns: dict[str, asyncio.Future[None]] = field(default_factory=dict)
+    inflight: dict[str, asyncio.Future[Reply]] = field(default_factory=dict)
+
+
+class CallLimits:
+    """At most ``max_concurrency`` requests in flight, shared by the agents that hold it.
+
+    Its semaphore, prefix turns and in-flight calls are made per event loop, when
+    first used, so one classroom serves any number of runs and loops.
+    """
+
+    def __init__(self, max_concurrency: int = 64) -> None:
+        if max_concurrency < 1:
+            raise ConfigError(f"max_concurrency must be at least 1, got {max_concurrency}")
+        self.max_concurrency = max_concurrency
+        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState] = weakref.WeakKeyDictionary()
+
+    def here(self) -> _LoopState:
+        loop = asyncio.get_running_loop()
+        state = self._loops.get(loop)
+        if state is None:
+            state = self._loops[loop] = _LoopState(asyncio.Semaphore(self.max_concurrency))
+        return state
+
+
 def to_langchain(messages: Sequence[Message]) -> list[BaseMessage]:
     kinds = {"system": SystemMessage, "user": HumanMessage, "assistant": AIMessage}
     try:
@@ -141,7 +177,7 @@ class ChatAgent:
         models: Sequence[BaseChatModel] | None = None,
         cache: CallCache | None = None,
         meter: UsageMeter | None = None,
-        limiter: asyncio.Semaphore | None = None,
+        limits: CallLimits | None = None,
     ) -> None:
         self.cfg = cfg
         self.models = list(models) if models is not None else openai_chat_models(cfg)
@@ -150,8 +186,7 @@ class ChatAgent:
         self._next_model = itertools.cycle(range(len(self.models)))
         self.cache = cache
         self.meter = meter if meter is not None else UsageMeter()
-        self.limiter = limiter
-        self._prefix_turns: dict[str, asyncio.Future[None]] = {}
+        self.limits = limits if limits is not None else CallLimits()
 
     @property
     def name(self) -> str:
@@ -164,21 +199,26 @@ class ChatAgent:
         n: int | None = None,
         key: str = "",
         shared_prefix: int = 0,
+        coalesce: bool = False,
         **overrides: Any,
     ) -> list[Reply]:
         """``n`` independent samples (default ``sampling.n``) for ``messages``.
 
         ``key`` names the call site (e.g. an exam id) so that identical prompts
         asked for different purposes stay distinct samples in the cache.
-        ``shared_prefix``: how many leading messages other calls share (see the module docs).
+        ``shared_prefix``: how many leading messages other calls share; ``coalesce``: send
+        identical calls in flight at once only once (see the module docs).
         """
         sampling = self.cfg.sampling.model_copy(update=overrides) if overrides else self.cfg.sampling
         count = n if n is not None else sampling.n
         prefix = cache_key(model=self.cfg.model, messages=list(messages[:shared_prefix])) if shared_prefix else None
-        return list(await asyncio.gather(*(self._one(messages, sampling, i, key, prefix) for i in range(count))))
+        return list(
+            await asyncio.gather(*(self._one(messages, sampling, i, key, prefix, coalesce) for i in range(count)))
+        )
 
     async def _one(
-        self, messages: Sequence[Message], sampling: Sampling, index: int, key: str, prefix: str | None = None
+        self, messages: Sequence[Message], sampling: Sampling, index: int, key: str, prefix: str | None = None,
+        coalesce: bool = False,
     ) -> Reply:
         seed = None if sampling.seed is None else sampling.seed + index
         params = sampling.model_dump(exclude={"n", "seed"})
@@ -187,6 +227,32 @@ class ChatAgent:
             reply = Reply(**{**hit, "cached": True})
             self.meter.of(self.name).add(reply, 0.0)
             return reply
+        if not coalesce:
+            return await self._fresh(ck, messages, params, seed, prefix)
+        inflight, ident = self.limits.here().inflight, f"{ck}@{','.join(self.cfg.base_urls)}"
+        if (same := inflight.get(ident)) is not None:
+            reply = await asyncio.shield(same)
+            self.meter.of(self.name).add(reply, 0.0)
+            return reply
+        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+        inflight[ident] = future
+        try:
+            reply = await self._fresh(ck, messages, params, seed, prefix)
+            future.set_result(reply)
+            return reply
+        except BaseException as exc:
+            if isinstance(exc, asyncio.CancelledError):
+                future.cancel()
+            else:
+                future.set_exception(exc)
+                future.exception()  # retrieved: nobody else may be waiting
+            raise
+        finally:
+            inflight.pop(ident, None)
+
+    async def _fresh(
+        self, ck: str, messages: Sequence[Message], params: dict[str, Any], seed: int | None, prefix: str | None
+    ) -> Reply:
         started = time.perf_counter()
         reply = await self._prefix_turn(prefix, to_langchain(messages), params, seed)
         self.meter.of(self.name).add(reply, time.perf_counter() - started)
@@ -200,12 +266,12 @@ class ChatAgent:
         """The first call with ``prefix`` streams and opens the turn at its first token; the rest wait for that."""
         if prefix is None:
             return await self._request(messages, params, seed)
-        loop = asyncio.get_running_loop()
-        turn = self._prefix_turns.get(prefix)
-        if turn is not None and turn.get_loop() is loop:  # a turn left by another event loop never opens
+        turns = self.limits.here().prefix_turns
+        turn = turns.get(prefix)
+        if turn is not None:
             await asyncio.shield(turn)
             return await self._request(messages, params, seed)
-        turn = self._prefix_turns[prefix] = loop.create_future()
+        turn = turns[prefix] = asyncio.get_running_loop().create_future()
 
         def open_turn() -> None:
             if not turn.done():
@@ -241,9 +307,9 @@ class ChatAgent:
                 reraise=True,
             ):
                 with attempt:
-                    async with self.limiter or contextlib.nullcontext():
+                    async with self.limits.here().limiter:
                         if on_first_token is None:
-                            return _reply(await model.agenerate([messages], **kwargs))
+                            return _reply(await model.ainvoke(messages, **kwargs))
                         return await _streamed_reply(model, messages, kwargs, on_first_token)
         except Exception as exc:
             if _transient(exc):
@@ -257,9 +323,9 @@ class ChatAgent:
         raise AssertionError("unreachable: tenacity returns or raises")
 
 
-def _reply(result: LLMResult) -> Reply:
-    gen = result.generations[0][0]
-    return _with_usage(gen.text, (gen.generation_info or {}).get("finish_reason"), gen.message)
+def _reply(message: BaseMessage) -> Reply:
+    text = message.text if isinstance(message.text, str) else str(message.content)
+    return _with_usage(text, message.response_metadata.get("finish_reason"), message)
 
 
 def _with_usage(text: str, finish_reason: str | None, message: BaseMessage) -> Reply:

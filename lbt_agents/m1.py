@@ -13,8 +13,8 @@ from langchain_core.language_models import BaseChatModel
 from lbt_agents.config import RunConfig
 from lbt_agents.llm import UsageMeter
 from lbt_agents.progress import m1_progress
-from lbt_agents.runs import RunDir, Stopwatch, drive, open_run, save_dataset, write_atomic
-from lbt_agents.tasks import load_task
+from lbt_agents.runner import arun_graph
+from lbt_agents.runs import RunDir, save_dataset, write_atomic
 from lbt_agents.types import TeachingItem
 
 
@@ -29,7 +29,7 @@ def run_m1(
     cfg: RunConfig,
     *,
     resume: str | None = None,
-    models: Mapping[str, Sequence[BaseChatModel]] | None = None,
+    models: Mapping[str, BaseChatModel | Sequence[BaseChatModel]] | None = None,
     progress: bool = True,
 ) -> M1Result:
     """Run (or resume) M1 and write its results; see :func:`arun_m1`."""
@@ -40,10 +40,10 @@ async def arun_m1(
     cfg: RunConfig,
     *,
     resume: str | None = None,
-    models: Mapping[str, Sequence[BaseChatModel]] | None = None,
+    models: Mapping[str, BaseChatModel | Sequence[BaseChatModel]] | None = None,
     progress: bool = True,
 ) -> M1Result:
-    """Run M1 on ``cfg``'s task and classroom.
+    """Run M1 on ``cfg``'s task and classroom (the generic runner with M1's outputs).
 
     ``models`` maps agent names to chat models (offline tests, custom
     providers); other agents talk to their configured endpoints, and
@@ -51,17 +51,17 @@ async def arun_m1(
     With ``resume=RUN_ID`` the run continues from its last checkpoint: exams
     that finished are not requested again.
     """
-    from graphs.m1_scoring import build_graph
+    run = await arun_graph(
+        M1_GRAPH, cfg, resume=resume, models=models, prefix="m1",
+        progress=lambda c, inputs: m1_progress(c, inputs["items"], enabled=progress),
+    )
+    items = run.inputs["items"]
+    summary = summarize(run.state, items, run.classroom.meter, run.cfg, wall_s=run.wall_s)
+    write_outputs(RunDir(run.run_dir), run.state, summary)
+    return M1Result(run.run_dir, summary, run.state.get("results", {}))
 
-    clock = Stopwatch()
-    async with open_run(cfg, resume=resume, prefix="m1", models=models, load=lambda c: load_task(c.task)) as live:
-        items = live.data
-        graph = build_graph(live.roster, live.cfg.m1, checkpointer=live.saver)
-        tracker = m1_progress(live.cfg, items, enabled=progress)
-        final = await drive(live, graph, {"items": items}, tracker)
-    summary = summarize(final, items, live.roster.meter, live.cfg, wall_s=clock.seconds)
-    write_outputs(live.run, final, summary)
-    return M1Result(live.run.path, summary, final.get("results", {}))
+
+M1_GRAPH = "lbt_agents.graphs.m1_scoring:from_config"
 
 
 def _accuracy(results: Sequence[dict[str, Any]], mode: str) -> float | None:

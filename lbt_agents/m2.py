@@ -18,7 +18,8 @@ from langchain_core.language_models import BaseChatModel
 from lbt_agents.config import RunConfig, TaskConfig
 from lbt_agents.errors import DataError
 from lbt_agents.progress import m1_progress
-from lbt_agents.runs import Stopwatch, drive, open_run, write_atomic
+from lbt_agents.runner import arun_graph
+from lbt_agents.runs import write_atomic
 from lbt_agents.tasks import load_task
 
 
@@ -42,35 +43,33 @@ async def arun_m2_prefs(
 ) -> PreferenceResult:
     """Score the teacher's samples on training TPs and save M2 and
     correctness-only preference datasets in the run folder."""
-    from graphs.m2_preferences import build_graph
     from lbt_agents.m1 import summarize
     from lbt_agents.preferences import save_pairs
 
-    clock = Stopwatch()
-    async with open_run(cfg, resume=resume, prefix="m2", models=models, load=lambda c: load_task(c.task)) as live:
-        items = live.data
-        graph = build_graph(live.roster, live.cfg.m1, live.cfg.m2, checkpointer=live.saver)
-        tracker = m1_progress(live.cfg, items, enabled=progress)
-        final = await drive(live, graph, {"items": items}, tracker)
+    run = await arun_graph(
+        "lbt_agents.graphs.m2_preferences:from_config", cfg, resume=resume, models=models, prefix="m2",
+        progress=lambda c, inputs: m1_progress(c, inputs["items"], enabled=progress),
+    )
+    final, items = run.state, run.inputs["items"]
     rows = final.get("preferences", {})
-    m1_summary = summarize(final, items, live.roster.meter, live.cfg, wall_s=clock.seconds)
+    m1_summary = summarize(final, items, run.classroom.meter, run.cfg, wall_s=run.wall_s)
     summary = {
-        "run_id": live.run.run_id,
+        "run_id": run.cfg.run_id,
         "tps": len(items),
         "pairs": {mode: len(r) for mode, r in rows.items()},
         "tps_with_pairs": {mode: len({row["tp_id"] for row in r}) for mode, r in rows.items()},
         "m1": m1_summary,
     }
-    write_atomic(live.run.path / "summary.json", json.dumps(summary, indent=2))
+    write_atomic(run.run_dir / "summary.json", json.dumps(summary, indent=2))
     if not rows.get("m2"):
         raise DataError(
-            f"no M2 preference pairs: no TP had two samples whose scores differ by more than {live.cfg.m2.min_gap}; "
+            f"no M2 preference pairs: no TP had two samples whose scores differ by more than {run.cfg.m2.min_gap}; "
             f"nothing was written (sample more pairs per TP, use more TPs, or lower m2.min_gap)"
         )
-    paths = {"m2": save_pairs(rows["m2"], live.run.path / "preferences_m2")}
+    paths = {"m2": save_pairs(rows["m2"], run.run_dir / "preferences_m2")}
     if rows.get("correctness"):
-        paths["correctness"] = save_pairs(rows["correctness"], live.run.path / "preferences_correctness")
-    return PreferenceResult(live.run.path, summary, paths)
+        paths["correctness"] = save_pairs(rows["correctness"], run.run_dir / "preferences_correctness")
+    return PreferenceResult(run.run_dir, summary, paths)
 
 
 def eval_task(cfg: RunConfig) -> TaskConfig:
@@ -90,7 +89,7 @@ async def aevaluate(
     """Serve each model in turn (a registry name or an HF folder) and grade its
     greedy answers on the held-out problems; returns accuracy per model."""
     from lbt_agents.agents import Examiner, Teacher
-    from lbt_agents.llm import ChatAgent
+    from lbt_agents.llm import CallLimits, ChatAgent
     from lbt_agents.serving import VllmServer
 
     items = load_task(eval_task(cfg))
@@ -105,7 +104,7 @@ async def aevaluate(
             block_size=cfg.serve.block_size,
         ) as endpoint:
             agent = cfg.classroom.teacher.model_copy(update={"base_url": endpoint.base_url, "model": served})
-            teacher = Teacher(ChatAgent(agent, limiter=asyncio.Semaphore(cfg.max_concurrency)), task=cfg.task.name)
+            teacher = Teacher(ChatAgent(agent, limits=CallLimits(cfg.max_concurrency)), task=cfg.task.name)
             replies = await asyncio.gather(*(teacher.greedy(p) for p in problems))
             verdicts = await asyncio.gather(*(examiner.grade(p, r) for p, r in zip(problems, replies)))
         correct = sum(v["correct"] for v in verdicts)

@@ -1,6 +1,6 @@
 """Run M3 and classroom simulations: ``run_m3(cfg)`` / ``run_classroom(cfg)``, ``lbt m3`` / ``lbt classroom``.
 
-Both run the graph of :mod:`graphs.m3_refinement` over the roster graph of
+Both run the graph of :mod:`lbt_agents.graphs.m3_refinement` over the lanes of
 ``cfg.classroom`` (default: the teacher teaches every student).  Results go to
 the run dir: ``results.json`` (every round's sets, scores, failures, reasons),
 ``rounds/`` (HF dataset, one row per lane and round), ``summary.md`` and
@@ -11,30 +11,18 @@ finish; the SQLite checkpointer lets ``--resume RUN_ID`` continue a run.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from random import Random
 from typing import Any, Callable, Mapping, Sequence
 
 from langchain_core.language_models import BaseChatModel
 
+from lbt_agents.classroom import Lane, who_teaches_whom
 from lbt_agents.config import RunConfig
-from lbt_agents.errors import ConfigError
-from lbt_agents.llm import ChatAgent, UsageMeter, check_endpoints
-from lbt_agents.roster_graph import Lane, lanes, roster_graph
-from lbt_agents.runs import (
-    RunDir,
-    Stopwatch,
-    call_cache,
-    checkpointer,
-    embedded_endpoints,
-    prepare_run,
-    save_dataset,
-    write_atomic,
-)
-from lbt_agents.types import Problem
+from lbt_agents.llm import UsageMeter
+from lbt_agents.runner import arun_graph
+from lbt_agents.runs import RunDir, save_dataset, write_atomic
 
 RoundCallback = Callable[[list[dict[str, Any]]], None]
 """Called with the rows (one per lane) of each finished round."""
@@ -44,60 +32,9 @@ RoundCallback = Callable[[list[dict[str, Any]]], None]
 class M3Result:
     run_dir: Path
     rows: list[dict[str, Any]]
-    """One row per lane and round (see ``graphs.m3_refinement.round_row``)."""
+    """One row per lane and round (see ``lbt_agents.graphs.m3_refinement.round_row``)."""
     summary: dict[str, Any]
     state: dict[str, Any]
-
-
-def load_splits(cfg: RunConfig) -> tuple[list[Problem], list[Problem]]:
-    """Training problems (``task.offset``/``task.limit`` apply) and test problems (``m3.test_limit``).
-
-    A task with one split only (e.g. ``gsm8k_functional``) is cut in two seeded halves.
-    """
-    from lbt_agents.tasks import load_problems
-
-    task = cfg.task
-    try:
-        train = load_problems(task.model_copy(update={"split": "train"}))
-        test = load_problems(task.model_copy(update={"split": "test", "offset": 0, "limit": cfg.m3.test_limit}))
-        return train, test
-    except ConfigError as exc:
-        if "split" not in str(exc):
-            raise
-    everything = load_problems(task.model_copy(update={"offset": 0, "limit": None}))
-    order = list(range(len(everything)))
-    Random(f"{cfg.m3.seed}:halves").shuffle(order)
-    half = len(order) // 2
-    test = [everything[i] for i in order[:half]][: cfg.m3.test_limit]
-    train = [everything[i] for i in order[half:]][task.offset :]
-    if task.limit is not None:
-        train = train[: task.limit]
-    return train, test
-
-
-def build_agents(
-    cfg: RunConfig,
-    *,
-    models: Mapping[str, Sequence[BaseChatModel]] | None = None,
-    cache: Any = None,
-    meter: UsageMeter | None = None,
-) -> dict[str, ChatAgent]:
-    """A :class:`ChatAgent` per classroom agent, sharing one cache, meter and concurrency limit."""
-    models = models or {}
-    meter = meter or UsageMeter()
-    limiter = asyncio.Semaphore(cfg.max_concurrency)
-    return {
-        a.name: ChatAgent(a, models=models.get(a.name), cache=cache, meter=meter, limiter=limiter)
-        for a in cfg.classroom.agents()
-    }
-
-
-def check_sizes(cfg: RunConfig, train: Sequence[Problem], test: Sequence[Problem]) -> None:
-    from graphs.m3_refinement import make_plan
-
-    make_plan(len(train), cfg.m3)  # K larger than the training set: ConfigError
-    if not test:
-        raise ConfigError(f"task {cfg.task.name!r} has no test problems for M3's per-round metric")
 
 
 def run_m3(cfg: RunConfig, **kwargs: Any) -> M3Result:
@@ -114,61 +51,52 @@ async def arun_m3(
     cfg: RunConfig,
     *,
     resume: str | None = None,
-    models: Mapping[str, Sequence[BaseChatModel]] | None = None,
+    models: Mapping[str, BaseChatModel | Sequence[BaseChatModel]] | None = None,
     on_round: RoundCallback | None = None,
     prefix: str = "m3",
 ) -> M3Result:
-    """Run M3 over ``cfg.classroom``'s roster graph on ``cfg.task``.
+    """Run M3 over ``cfg.classroom``'s who-teaches-whom on ``cfg.task`` (the generic runner with M3's outputs).
 
     ``models`` maps agent names to chat models (offline tests); other agents use
     their endpoints (``base_url: embedded`` starts the embedded classroom).
-    Bad sizes (K larger than the training set) fail before any run dir or server.
+    Bad sizes (K larger than the training set) fail before any server starts.
     """
-    from graphs.m3_refinement import build_graph
+    who_teaches_whom(cfg.classroom)  # bad edges fail before anything is written
 
-    graph_lanes = lanes(roster_graph(cfg.classroom))
-    if resume is None:
-        train, test = load_splits(cfg)
-        check_sizes(cfg, train, test)
-    cfg, run = prepare_run(cfg, resume=resume, prefix=prefix)
-    if resume is not None:
-        train, test = load_splits(cfg)
-        graph_lanes = lanes(roster_graph(cfg.classroom))
-    clock = Stopwatch()
-    meter = UsageMeter()
-    rows_file = run.path / "rounds.jsonl"
-    with embedded_endpoints(cfg, run.logs) if not models else contextlib.nullcontext(cfg) as live:
-        if not models:
-            await check_endpoints(live.classroom.agents())
-        cache = call_cache(live, run)
-        agents = build_agents(live, models=models, cache=cache, meter=meter)
-        try:
-            async with checkpointer(live.checkpoint, run) as saver:
-                graph = build_graph(agents, graph_lanes, live.m3, task=live.task.name, checkpointer=saver)
-                config = {"configurable": {"thread_id": run.run_id}, "max_concurrency": live.max_concurrency,
-                          "recursion_limit": 100 + 20 * live.m3.rounds}
-                started = saver is not None and bool((await graph.aget_state(config)).values)
-                inputs = None if (resume and started) else {"train": train, "test": test}
-                final: dict[str, Any] = {}
-                async for mode, data in graph.astream(inputs, config, stream_mode=["updates", "values"]):
-                    if mode == "values":
-                        final = data
-                    elif "record" in data:
-                        rows = sorted((data["record"] or {}).get("rounds", {}).values(), key=lambda r: r["lane"])
-                        with rows_file.open("a") as fh:
-                            for row in rows:
-                                fh.write(json.dumps(row) + "\n")
-                        if on_round is not None:
-                            on_round(rows)
-                if saver is not None:
-                    final = (await graph.aget_state(config)).values
-        finally:
-            if cache is not None:
-                cache.close()
+    def on_update(update: dict[str, Any], run_dir: Path) -> None:
+        if "record" not in update:
+            return
+        rows = sorted((update["record"] or {}).get("rounds", {}).values(), key=lambda r: r["lane"])
+        with (run_dir / "rounds.jsonl").open("a") as fh:
+            for row in rows:
+                fh.write(json.dumps(row) + "\n")
+        if on_round is not None:
+            on_round(rows)
+
+    run = await arun_graph(M3_GRAPH, cfg, resume=resume, models=models, prefix=prefix,
+                           on_update=on_update)
+    final = run.state
+    graph_lanes = [Lane(lane["teacher"], tuple(lane["students"])) for lane in final.get("lanes", [])]
     rows = sorted(final.get("rounds", {}).values(), key=lambda r: (r["lane"], r["round"]))
-    summary = summarize(live, graph_lanes, rows, final, meter, wall_s=clock.seconds)
-    write_outputs(run, final, rows, summary)
-    return M3Result(run.path, rows, summary, final)
+    summary = summarize(run.cfg, graph_lanes, rows, final, run.classroom.meter, wall_s=run.wall_s)
+    write_outputs(RunDir(run.run_dir), final, rows, summary)
+    if _all_failed(final):
+        from lbt_agents.errors import EndpointError
+
+        raise EndpointError(f"every model call of run {run.cfg.run_id!r} failed; see {run.run_dir / 'summary.md'}")
+    return M3Result(run.run_dir, rows, summary, final)
+
+
+
+
+M3_GRAPH = "lbt_agents.graphs.m3_refinement:from_config"
+
+
+def _all_failed(state: dict[str, Any]) -> bool:
+    answers = list(state.get("answers", {}).values())
+    preds = [p for e in state.get("evals", {}).values() for p in e.get("predictions", [])]
+    calls = answers + preds
+    return bool(calls) and all(c.get("status") != "ok" for c in calls)
 
 
 def summarize(

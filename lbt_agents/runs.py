@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable, Iterator, Mapping, Sequence
+from typing import Any, AsyncIterator, Iterator, Sequence
 
 import yaml
 
@@ -158,75 +158,6 @@ async def checkpointer(cfg: CheckpointConfig, run: RunDir) -> AsyncIterator[Any]
         async with AsyncPostgresSaver.from_conn_string(cfg.url) as saver:
             await saver.setup()
             yield saver
-
-
-@dataclass(frozen=True)
-class LiveRun:
-    """A run in progress: its config (agents pointed at live endpoints), folder,
-    agents and checkpointer."""
-
-    cfg: RunConfig
-    run: RunDir
-    roster: Any
-    saver: Any
-    resumed: bool
-    data: Any = None
-    """What ``open_run(load=...)`` loaded (e.g. the task's teaching items)."""
-
-    @property
-    def graph_config(self) -> dict[str, Any]:
-        return {"configurable": {"thread_id": self.run.run_id}, "max_concurrency": self.cfg.max_concurrency}
-
-
-@contextlib.asynccontextmanager
-async def open_run(
-    cfg: RunConfig,
-    *,
-    resume: str | None = None,
-    prefix: str = "run",
-    models: Mapping[str, Sequence[Any]] | None = None,
-    load: Callable[[RunConfig], Any] | None = None,
-) -> AsyncIterator[LiveRun]:
-    """Everything a graph run needs, set up in order and torn down safely:
-    the run folder, ``load(cfg)`` (data is checked before any server starts),
-    embedded servers (if any), an endpoint check before any work, the call
-    cache, the agents and the checkpointer."""
-    from lbt_agents.agents import make_roster
-    from lbt_agents.llm import check_endpoints
-
-    cfg, run = prepare_run(cfg, resume=resume, prefix=prefix)
-    data = load(cfg) if load is not None else None
-    with embedded_endpoints(cfg, run.logs) if not models else contextlib.nullcontext(cfg) as live:
-        if not models:
-            await check_endpoints(live.classroom.agents())
-        cache = call_cache(live, run)
-        try:
-            roster = make_roster(
-                live.classroom, task=live.task.name, models=models, cache=cache, max_concurrency=live.max_concurrency
-            )
-            async with checkpointer(live.checkpoint, run) as saver:
-                yield LiveRun(live, run, roster, saver, resumed=bool(resume), data=data)
-        finally:
-            if cache is not None:
-                cache.close()
-
-
-async def drive(live: LiveRun, graph: Any, inputs: dict[str, Any], tracker: Any = None) -> dict[str, Any]:
-    """Run ``graph`` to the end (or continue it, when resuming) and return its final state."""
-    config = live.graph_config
-    started = live.saver is not None and bool((await graph.aget_state(config)).values)
-    final: dict[str, Any] = {}
-    with tracker if tracker is not None else contextlib.nullcontext():
-        async for _namespace, mode, data in graph.astream(
-            None if (live.resumed and started) else inputs, config, stream_mode=["updates", "values"], subgraphs=True
-        ):
-            if mode == "updates" and tracker is not None:
-                tracker.update(data)
-            elif mode == "values" and not _namespace:
-                final = data
-    if live.saver is not None:
-        final = (await graph.aget_state(config)).values
-    return final
 
 
 def call_cache(cfg: RunConfig, run: RunDir) -> CallCache | None:

@@ -29,10 +29,15 @@ class Problem(TypedDict):
 
 
 class TeachingItem(TypedDict):
-    """A teaching problem with the exam problems its students will take."""
+    """A teaching problem with the exam problems its students will take.
+
+    With ``rationales`` (TR-TA texts written elsewhere) M1 scores those instead
+    of asking the teacher.
+    """
 
     tp: Problem
     eps: list[Problem]
+    rationales: NotRequired[list[str]]
 
 
 class Verdict(TypedDict):
@@ -48,3 +53,96 @@ class Verdict(TypedDict):
     detail: NotRequired[str]
     hidden_score: NotRequired[float]
     """Code only: pass rate on the hidden tests (S-score)."""
+
+
+class PairRecord(TypedDict):
+    """A teacher's TR-TA pair (or its greedy answer) for one TP."""
+
+    id: str
+    tp_id: str
+    index: int
+    text: str
+    answer: str | None
+    correct: bool
+    score: float
+    """The examiner's score of the pair's answer on the TP itself (V-score for code)."""
+    hidden_score: float | None
+    """Code only: pass rate on the TP's hidden tests (S-score)."""
+    truncated: bool
+    prompt_tokens: int
+    completion_tokens: int
+
+
+class ExamTask(TypedDict):
+    """What one exam needs: a student, a TR-TA pair as the example, an EP."""
+
+    id: str
+    pair_id: str
+    student: str
+    rep: int
+    rung: int
+    tp: Problem
+    teaching: str
+    ep: Problem
+
+
+class ExamRecord(TypedDict):
+    """One student's graded answer to one EP, with a pair as the in-context example."""
+
+    id: str
+    tp_id: str
+    pair_id: str
+    student: str
+    ep_id: str
+    rep: int
+    rung: int
+    text: str
+    answer: str | None
+    correct: bool
+    score: float
+    truncated: bool
+    prompt_tokens: int
+    completion_tokens: int
+    hidden_score: NotRequired[float]
+    detail: NotRequired[str]
+
+
+class PairScore(TypedDict):
+    """A pair's LbT score: its students' exam accuracy, pooled and per student."""
+
+    lbt: float
+    per_student: dict[str, float]
+    exams_taken: int
+    scored_as: str | None
+    """The pair whose exams this score comes from, when it took none itself (adaptive M1)."""
+
+
+class PairResult(PairRecord):
+    """A scored pair, with its exams."""
+
+    lbt: float
+    per_student: dict[str, float]
+    scored_as: str | None
+    exams: list[ExamRecord]
+
+
+class Selection(TypedDict):
+    """The answer one selection mode chose for a TP."""
+
+    answer: str | None
+    correct: bool
+    pair_index: int | None
+    votes: int
+
+
+class TPResult(TypedDict):
+    """Everything M1 found about one TP."""
+
+    tp_id: str
+    question: str
+    gold: str
+    ep_ids: list[str]
+    note: str | None
+    greedy: PairRecord | None
+    pairs: list[PairResult]
+    selections: dict[str, Selection]

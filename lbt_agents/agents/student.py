@@ -2,13 +2,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from lbt_agents.agents._agent import Agent
 from lbt_agents.agents._messages import problem_message, system_message
-from lbt_agents.llm import ChatAgent, Message, Reply
+from lbt_agents.llm import Message, Reply
 from lbt_agents.types import Problem
 
 
 @dataclass(frozen=True)
-class Student:
+class Student(Agent):
     """Takes exams with a teacher's TR-TA pair as the in-context example.
 
     The prompt puts everything shared first (instruction, fixed shots, TP, the
@@ -16,16 +17,9 @@ class Student:
     serves the repeated part.
     """
 
-    chat: ChatAgent
-    task: str | None = None
-
-    @property
-    def name(self) -> str:
-        return self.chat.name
-
     def messages(self, tp: Problem, teaching: str, ep: Problem) -> list[Message]:
         return [
-            system_message("student_system", task=self.task, kind=ep["kind"], persona=self.chat.cfg.persona),
+            system_message("student_system", task=self.task, kind=ep["kind"], persona=self.persona),
             problem_message(tp, task=self.task),
             {"role": "assistant", "content": teaching.strip()},
             problem_message(ep, task=self.task),

@@ -58,14 +58,14 @@ def classroom(config_path, overrides, task, limit, data_dir, output_dir, run_id,
     from rich.table import Table
 
     from lbt_agents.m3 import rows_table, run_classroom, summary_markdown
-    from lbt_agents.roster_graph import describe, roster_graph
+    from lbt_agents.classroom import describe, who_teaches_whom
 
     cfg = _config(config_path, overrides, task, limit, data_dir, output_dir, run_id)
     out = Console()
     if not out.is_terminal:
         out = Console(width=200)  # logs and pipes: whole tables, not 80 columns
     if progress:
-        for line in describe(roster_graph(cfg.classroom)):
+        for line in describe(who_teaches_whom(cfg.classroom)):
             out.print(f"teaches: {line}", highlight=False)
 
     def on_round(rows: list[dict[str, Any]]) -> None:

@@ -14,22 +14,21 @@ from __future__ import annotations
 from typing import Any
 
 from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
 from typing_extensions import TypedDict
 
-from graphs.m1_scoring import build_graph as build_m1
-from lbt_agents.agents import Roster
-from lbt_agents.config import M1Config, M2Config
+from lbt_agents import Classroom, ClassroomSource, M1Config, M2Config, RunConfig, TeachingItem, TPResult, resolve_classroom
+from lbt_agents.graphs.m1_scoring import m1_graph
 from lbt_agents.preferences import PreferenceSettings, pairs_for_tp
-from lbt_agents.types import TeachingItem
 
 
 class M2State(TypedDict, total=False):
     items: list[TeachingItem]
-    results: dict[str, Any]
+    results: dict[str, TPResult]
     preferences: dict[str, list[dict[str, Any]]]
 
 
-def scored_tps(roster: Roster, items: list[TeachingItem], results: dict[str, Any]) -> list[dict[str, Any]]:
+def scored_tps(classroom: Classroom, items: list[TeachingItem], results: dict[str, Any]) -> list[dict[str, Any]]:
     """Each TP's teacher prompt and its scored samples, as the preference builder reads them."""
     out = []
     for item in items:
@@ -39,7 +38,7 @@ def scored_tps(roster: Roster, items: list[TeachingItem], results: dict[str, Any
         out.append(
             {
                 "tp_id": item["tp"]["id"],
-                "prompt": roster.teacher.messages(item["tp"]),
+                "prompt": classroom.teacher.messages(item["tp"]),
                 "samples": [
                     {"id": p["id"], "text": p["text"], "correct": p["correct"], "lbt": p["lbt"]}
                     for p in result["pairs"]
@@ -49,12 +48,20 @@ def scored_tps(roster: Roster, items: list[TeachingItem], results: dict[str, Any
     return out
 
 
-def build_graph(roster: Roster, m1: M1Config, m2: M2Config, *, checkpointer: Any = None) -> Any:
+def m2_graph(
+    m1: M1Config | None = None,
+    m2: M2Config | None = None,
+    *,
+    classroom: ClassroomSource = None,
+    checkpointer: Any = None,
+    name: str = "m2_preferences",
+) -> CompiledStateGraph:
     """Compile the M2 preference graph."""
-    m1 = m1.model_copy(update={"greedy_baseline": False, "modes": ["sc", "max", "sum", "avg"]})
+    m1 = (m1 or M1Config()).model_copy(update={"greedy_baseline": False, "modes": ["sc", "max", "sum", "avg"]})
+    m2 = m2 or M2Config()
 
     def prefer(state: M2State) -> dict[str, Any]:
-        tps = scored_tps(roster, state["items"], state["results"])
+        tps = scored_tps(resolve_classroom(classroom), state["items"], state["results"])
         rows = {}
         for mode in ("m2", "correctness"):
             settings = PreferenceSettings(
@@ -63,10 +70,14 @@ def build_graph(roster: Roster, m1: M1Config, m2: M2Config, *, checkpointer: Any
             rows[mode] = [row for tp in tps for row in pairs_for_tp(tp, settings)]
         return {"preferences": rows}
 
-    builder = StateGraph(M2State)
-    builder.add_node("m1", build_m1(roster, m1))
+    builder = StateGraph(M2State, context_schema=Classroom)
+    builder.add_node("m1", m1_graph(m1, classroom=classroom))
     builder.add_node("prefer", prefer)
     builder.add_edge(START, "m1")
     builder.add_edge("m1", "prefer")
     builder.add_edge("prefer", END)
-    return builder.compile(checkpointer=checkpointer, name="m2_preferences")
+    return builder.compile(checkpointer=checkpointer, name=name)
+
+
+def from_config(cfg: RunConfig) -> CompiledStateGraph:
+    return m2_graph(cfg.m1, cfg.m2)

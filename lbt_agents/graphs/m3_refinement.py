@@ -1,6 +1,7 @@
 """M3: refine in-context exemplars from the pooled failures of diverse students.
 
-Per teaching lane (a teacher and its students, see :mod:`lbt_agents.roster_graph`)
+Per teaching lane (a teacher and its students: the classroom's who-teaches-whom, see
+:class:`lbt_agents.Classroom`)
 and per round::
 
     start_round → answer (Send: beam set × student × minibatch problem) → pool
@@ -16,39 +17,48 @@ settings) are comparable.  Every record stays in the state (sets, scores,
 answers, reasons, evals, rounds, log); nodes skip work already recorded, so a
 resumed run continues where it stopped.
 
+The classroom is the runtime context (``ainvoke(inputs, context=classroom)``);
+its lanes are recorded in the state at the start, so a resumed run keeps them.
+
 Input: ``{"train": [Problem], "test": [Problem]}``; output: the whole state.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import operator
 from dataclasses import dataclass
 from random import Random
-from typing import Annotated, Any, Mapping, Sequence
+from typing import Annotated, Any, Sequence
 
 from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Send
 from typing_extensions import TypedDict
 
-from lbt_agents.agents import Examiner
-from lbt_agents.config import M3Config
-from lbt_agents.errors import ConfigError, EndpointError
+from lbt_agents import (
+    Agent,
+    Classroom,
+    ClassroomSource,
+    ConfigError,
+    EndpointError,
+    Lane,
+    M3Config,
+    Problem,
+    RunConfig,
+    merge,
+    resolve_classroom,
+)
 from lbt_agents.exemplars import (
     Exemplar,
     ExemplarParseError,
     format_exemplars,
-    few_shot_messages,
     from_problem,
     parse_exemplars,
     set_key,
 )
-from lbt_agents.llm import ChatAgent, Message, Reply
-from lbt_agents.prompts import load_prompt, render_prompt
-from lbt_agents.roster_graph import Lane
-from lbt_agents.state import merge
-from lbt_agents.types import Problem
+from lbt_agents.llm import Message, Reply
+from lbt_agents.prompts import render_prompt
 
 
 class M3Input(TypedDict):
@@ -59,6 +69,8 @@ class M3Input(TypedDict):
 class M3State(TypedDict):
     train: list[Problem]
     test: list[Problem]
+    lanes: list[dict[str, Any]]
+    """Who teaches whom, recorded at the start: ``[{"teacher": name, "students": [names]}]``."""
     round: int
     beams: dict[str, list[str]]
     """Lane (teacher name) -> ids of the kept sets, best first."""
@@ -97,24 +109,18 @@ def make_plan(n_train: int, m3: M3Config) -> Plan:
     return Plan(tuple(init), tuple(rest[: m3.score_sample]), tuple(rest))
 
 
-def build_graph(
-    agents: Mapping[str, ChatAgent],
-    lanes: Sequence[Lane],
-    m3: M3Config,
+def m3_graph(
+    m3: M3Config | None = None,
     *,
-    task: str | None = None,
-    examiner: Examiner | None = None,
+    classroom: ClassroomSource = None,
     checkpointer: Any = None,
     name: str = "m3_refinement",
-) -> Any:
-    """Compile the M3 graph: ``agents`` by name, ``lanes`` who teaches whom."""
-    if not lanes:
-        raise ConfigError("M3 needs at least one teacher with students")
-    for lane in lanes:
-        for who in (lane.teacher, *lane.students):
-            if who not in agents:
-                raise ConfigError(f"M3: agent {who!r} of lane {lane.label()!r} has no model")
-    examiner = examiner or Examiner()
+) -> CompiledStateGraph:
+    """Compile the M3 graph; every lane of the classroom (teacher and its students) refines its own sets."""
+    m3 = m3 or M3Config()
+
+    def lanes_of(state: M3State) -> list[Lane]:
+        return [Lane(lane["teacher"], tuple(lane["students"])) for lane in state["lanes"]]
 
     def plan_of(state: M3State) -> Plan:
         return make_plan(len(state["train"]), m3)
@@ -126,52 +132,25 @@ def build_graph(
     def hint(choices: Sequence[str] | None) -> str:
         return f", one of: {', '.join(choices)}" if choices else ""
 
-    inflight: dict[str, asyncio.Future[dict[str, Any]]] = {}
-
-    async def predict(agent: ChatAgent, exemplars: Sequence[Exemplar], problem: Problem, key: str,
+    async def predict(agent: Agent, exemplars: Sequence[Exemplar], problem: Problem, key: str,
                       *, shared: bool = False, **overrides: Any) -> dict[str, Any]:
         """One graded answer.  ``shared``: identical requests to the same model and endpoint in flight at
         once (teachers of several lanes scoring the same set) are sent once."""
-        messages = few_shot_messages(exemplars, problem, task=task, persona=agent.cfg.persona)
-        if not shared:
-            return await _predict(agent, messages, problem, key, **overrides)
-        ident = json.dumps([agent.cfg.model, agent.cfg.base_urls, agent.cfg.sampling.model_dump(), messages, key,
-                            overrides], sort_keys=True, default=str)
-        if ident in inflight:
-            return dict(await asyncio.shield(inflight[ident]))
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        inflight[ident] = future
         try:
-            result = await _predict(agent, messages, problem, key, **overrides)
-            future.set_result(result)
-            return result
-        except asyncio.CancelledError:
-            future.cancel()
-            raise
-        except Exception as exc:
-            future.set_exception(exc)
-            future.exception()  # mark retrieved when nobody else waits
-            raise
-        finally:
-            inflight.pop(ident, None)
-
-    async def _predict(agent: ChatAgent, messages: list[Message], problem: Problem, key: str,
-                       **overrides: Any) -> dict[str, Any]:
-        try:
-            [reply] = await agent.sample(messages, n=1, key=key, **overrides)
+            reply = await agent.answer_with_shots(exemplars, problem, key=key, coalesce=shared, **overrides)
         except EndpointError as exc:
             return {"status": "down", "error": str(exc), "text": "", "answer": None, "correct": False}
         except Exception as exc:  # noqa: BLE001 - one bad request (e.g. too long) must not stop the round
             return {"status": "error", "error": f"{type(exc).__name__}: {exc}"[:300], "text": "",
                     "answer": None, "correct": False}
-        verdict = await examiner.grade(problem, reply)
+        verdict = await resolve_classroom(classroom).examiner.grade(problem, reply)
         return {"status": "ok", "text": reply.text, "answer": verdict["answer"], "correct": bool(verdict["correct"]),
                 "truncated": reply.truncated, "prompt_tokens": reply.prompt_tokens,
                 "completion_tokens": reply.completion_tokens}
 
     async def teacher_predicts(teacher: str, exemplars: Sequence[Exemplar], problems: Sequence[Problem],
                                key: str) -> list[dict[str, Any]]:
-        agent = agents[teacher]
+        agent = resolve_classroom(classroom).as_teacher(teacher)
         limit = {"max_tokens": m3.predict_max_tokens} if m3.predict_max_tokens else {}
         out = await asyncio.gather(*(predict(agent, exemplars, p, f"m3:{key}:{p['id']}", shared=True, temperature=0.0,
                                              **limit)
@@ -184,13 +163,12 @@ def build_graph(
     async def write_set(teacher: str, prompt: str, k: int, choices: Sequence[str] | None,
                         key: str) -> tuple[list[Exemplar] | None, list[dict[str, Any]]]:
         """Ask for K exemplars; retry with the parse error; ``(None, attempts)`` if none parse."""
-        agent = agents[teacher]
-        messages: list[Message] = [{"role": "system", "content": load_prompt("teacher_system", task="m3").strip()},
-                                   {"role": "user", "content": prompt}]
+        agent = resolve_classroom(classroom).as_teacher(teacher)
+        messages: list[Message] = agent.writing_messages(prompt)
         attempts: list[dict[str, Any]] = []
         for attempt in range(m3.max_parse_retries + 1):
             try:
-                [reply] = await agent.sample(messages, n=1, key=f"m3:{key}:a{attempt}")
+                [reply] = await agent.write(messages, key=f"m3:{key}:a{attempt}")
             except EndpointError:
                 raise
             except Exception as exc:  # noqa: BLE001 - e.g. a prompt over the context limit: no set this time
@@ -208,6 +186,10 @@ def build_graph(
 
     # ---- round 0 -----------------------------------------------------------------
     async def init_node(state: M3State) -> dict[str, Any]:
+        room = resolve_classroom(classroom)
+        lanes = [lane for lane in room.lanes() if lane.students]
+        if not lanes:
+            raise ConfigError("M3 needs at least one teacher with students (classroom.edges)")
         plan = plan_of(state)
         train = state["train"]
         base = [from_problem(train[i]) for i in plan.init]
@@ -240,6 +222,7 @@ def build_graph(
             "round": 0,
             "sets": {r["id"]: r for r, _ in done},
             "beams": {r["lane"]: [r["id"]] for r, _ in done},
+            "lanes": [{"teacher": lane.teacher, "students": list(lane.students)} for lane in lanes],
             "log": [e for _, log in done for e in log],
         }
 
@@ -265,7 +248,7 @@ def build_graph(
     def select_node(state: M3State) -> dict[str, Any]:
         r, scores = state["round"], state.get("scores", {})
         beams = {}
-        for lane in lanes:
+        for lane in lanes_of(state):
             incumbents = [] if r == 0 else list(state["beams"][lane.teacher])
             new = [s["id"] for s in state["sets"].values()
                    if s["lane"] == lane.teacher and s["round"] == r and s["status"] in ("init", "candidate")]
@@ -279,7 +262,7 @@ def build_graph(
         sends = [
             Send("evaluate", {"lane": lane.teacher, "round": r, "set": state["sets"][state["beams"][lane.teacher][0]],
                               "test": state["test"]})
-            for lane in lanes
+            for lane in lanes_of(state)
             if f"{lane.teacher}|r{r}" not in state.get("evals", {})
         ]
         return sends or "record"
@@ -293,7 +276,7 @@ def build_graph(
                                 **result, "predictions": preds}}}
 
     def record_node(state: M3State) -> dict[str, Any]:
-        return {"rounds": {f"{lane.teacher}|r{state['round']}": round_row(state, lane) for lane in lanes}}
+        return {"rounds": {f"{lane.teacher}|r{state['round']}": round_row(state, lane) for lane in lanes_of(state)}}
 
     def route_next(state: M3State) -> str:
         return "start_round" if state["round"] < m3.rounds else END
@@ -306,7 +289,7 @@ def build_graph(
         r, done = state["round"], state.get("answers", {})
         batch = [state["train"][i] for i in plan_of(state).minibatch(r, m3.minibatch, m3.seed)]
         sends = []
-        for lane in lanes:
+        for lane in lanes_of(state):
             for set_id in state["beams"][lane.teacher]:
                 for student in lane.students:
                     for p in batch:
@@ -319,7 +302,7 @@ def build_graph(
 
     async def answer_node(task_: dict[str, Any]) -> dict[str, Any]:
         p, s = task_["problem"], task_["set"]
-        out = await predict(agents[task_["student"]], s["exemplars"], p, f"m3:answer:r{task_['round']}:{p['id']}")
+        out = await predict(resolve_classroom(classroom).as_student(task_["student"]), s["exemplars"], p, f"m3:answer:r{task_['round']}:{p['id']}")
         return {"answers": {task_["id"]: {"id": task_["id"], "round": task_["round"], "lane": task_["lane"],
                                           "set_id": s["id"], "student": task_["student"], "problem": p, **out}}}
 
@@ -344,7 +327,7 @@ def build_graph(
     def route_explain(state: M3State) -> list[Send] | str:
         r, done = state["round"], state.get("reasons", {})
         sends = []
-        for lane in lanes:
+        for lane in lanes_of(state):
             for rank, set_id in enumerate(state["beams"][lane.teacher]):
                 failures = failures_of(state, set_id)[: m3.max_failures]
                 if failures and f"{set_id}|r{r}|x0" not in done:
@@ -356,10 +339,9 @@ def build_graph(
         s, r = payload["set"], payload["round"]
         shown = render_failures(payload["failures"], m3.failure_chars)
         prompt = render_prompt("explain", task="m3", exemplars=format_exemplars(s["exemplars"]), failures=shown)
-        messages: list[Message] = [{"role": "system", "content": load_prompt("teacher_system", task="m3").strip()},
-                                   {"role": "user", "content": prompt}]
+        teacher = resolve_classroom(classroom).as_teacher(payload["lane"])
         try:
-            replies: list[Reply] = await agents[payload["lane"]].sample(messages, n=m3.reasons, key=f"m3:explain:r{r}")
+            replies: list[Reply] = await teacher.explain_failures(prompt, n=m3.reasons, key=f"m3:explain:r{r}")
         except EndpointError:
             raise
         except Exception as exc:  # noqa: BLE001 - e.g. a prompt over the context limit: no new sets this time
@@ -406,7 +388,7 @@ def build_graph(
     def gather_node(state: M3State) -> dict[str, Any]:
         """Drop duplicates (of any earlier set of the lane, or of each other); the rest become candidates."""
         r, updates = state["round"], {}
-        for lane in lanes:
+        for lane in lanes_of(state):
             mine = [s for s in state["sets"].values() if s["lane"] == lane.teacher]
             known = {s["key"]: s["id"] for s in mine if s["round"] < r and s["status"] != "duplicate"}
             for s in sorted((s for s in mine if s["round"] == r and s["status"] == "new"), key=lambda s: s["id"]):
@@ -417,7 +399,7 @@ def build_graph(
                     updates[s["id"]] = {**s, "status": "candidate"}
         return {"sets": updates}
 
-    builder = StateGraph(M3State, input_schema=M3Input)
+    builder = StateGraph(M3State, context_schema=Classroom, input_schema=M3Input)
     for node_name, fn in [
         ("init", init_node), ("score", score_node), ("select", select_node), ("evaluate", evaluate_node),
         ("record", record_node), ("start_round", start_round), ("answer", answer_node), ("pool", pool_node),
@@ -438,6 +420,50 @@ def build_graph(
     builder.add_edge("write", "gather")
     builder.add_conditional_edges("gather", route_scoring, ["score", "select"])
     return builder.compile(checkpointer=checkpointer, name=name)
+
+
+def from_config(cfg: RunConfig) -> CompiledStateGraph:
+    """The M3 graph of a run config; its inputs are the task's train and test splits (:func:`inputs`)."""
+    return m3_graph(cfg.m3)
+
+
+def inputs(cfg: RunConfig) -> dict[str, Any]:
+    """``{"train": [...], "test": [...]}`` for ``cfg.task`` (checked: K below the training set size)."""
+    train, test = load_splits(cfg)
+    check_sizes(cfg, train, test)
+    return {"train": train, "test": test}
+
+
+def load_splits(cfg: RunConfig) -> tuple[list[Problem], list[Problem]]:
+    """Training problems (``task.offset``/``task.limit`` apply) and test problems (``m3.test_limit``).
+
+    A task with one split only (e.g. ``gsm8k_functional``) is cut in two seeded halves.
+    """
+    from lbt_agents.tasks import load_problems
+
+    task = cfg.task
+    try:
+        train = load_problems(task.model_copy(update={"split": "train"}))
+        test = load_problems(task.model_copy(update={"split": "test", "offset": 0, "limit": cfg.m3.test_limit}))
+        return train, test
+    except ConfigError as exc:
+        if "split" not in str(exc):
+            raise
+    everything = load_problems(task.model_copy(update={"offset": 0, "limit": None}))
+    order = list(range(len(everything)))
+    Random(f"{cfg.m3.seed}:halves").shuffle(order)
+    half = len(order) // 2
+    test = [everything[i] for i in order[:half]][: cfg.m3.test_limit]
+    train = [everything[i] for i in order[half:]][task.offset :]
+    if task.limit is not None:
+        train = train[: task.limit]
+    return train, test
+
+
+def check_sizes(cfg: RunConfig, train: Sequence[Problem], test: Sequence[Problem]) -> None:
+    make_plan(len(train), cfg.m3)  # K larger than the training set: ConfigError
+    if not test:
+        raise ConfigError(f"task {cfg.task.name!r} has no test problems for M3's per-round metric")
 
 
 def _child_id(reason: dict[str, Any]) -> str:

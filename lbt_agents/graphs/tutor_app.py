@@ -3,7 +3,8 @@
 A small "tutor" app takes questions, lets the M1 graph pick the answer its
 students learned best from, and writes a reply per question.  The compiled
 M1 graph is added as a node: it reads the app's ``items`` and writes back
-``results`` (the keys the two graphs share).
+``results`` (the keys the two graphs share); the classroom is the app's
+runtime context.
 """
 
 from __future__ import annotations
@@ -11,21 +12,21 @@ from __future__ import annotations
 from typing import Any
 
 from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
 from typing_extensions import TypedDict
 
-from graphs.m1_scoring import build_graph as build_m1
-from lbt_agents.agents import Roster
-from lbt_agents.config import M1Config, SelectionMode
-from lbt_agents.types import TeachingItem
+from lbt_agents import Classroom, M1Config, RunConfig, TeachingItem, TPResult
+from lbt_agents.config import SelectionMode
+from lbt_agents.graphs.m1_scoring import m1_graph
 
 
 class TutorState(TypedDict, total=False):
     items: list[TeachingItem]
-    results: dict[str, Any]
+    results: dict[str, TPResult]
     replies: list[str]
 
 
-def build_graph(roster: Roster, m1: M1Config, *, mode: SelectionMode = "max") -> Any:
+def tutor_graph(m1: M1Config | None = None, *, mode: SelectionMode = "max") -> CompiledStateGraph:
     """An app graph with M1 inside: ``{"items": [...]}`` -> ``{"replies": [...]}``."""
 
     def check(state: TutorState) -> dict[str, Any]:
@@ -40,12 +41,16 @@ def build_graph(roster: Roster, m1: M1Config, *, mode: SelectionMode = "max") ->
             lines.append(f"{item['tp']['question']} -> {chosen['answer']}")
         return {"replies": lines}
 
-    app = StateGraph(TutorState)
+    app = StateGraph(TutorState, context_schema=Classroom)
     app.add_node("check", check)
-    app.add_node("m1", build_m1(roster, m1))
+    app.add_node("m1", m1_graph(m1))
     app.add_node("reply", reply)
     app.add_edge(START, "check")
     app.add_edge("check", "m1")
     app.add_edge("m1", "reply")
     app.add_edge("reply", END)
     return app.compile(name="tutor_app")
+
+
+def from_config(cfg: RunConfig) -> CompiledStateGraph:
+    return tutor_graph(cfg.m1)

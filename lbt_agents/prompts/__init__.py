@@ -1,9 +1,8 @@
-"""Prompt files: every prompt lives under ``prompts/`` as a text file.
+"""Prompt files: every prompt is a text file in this package (``lbt_agents/prompts/``).
 
-Look-up order for ``load_prompt(name, task=..., kind=...)``:
-``$LBT_PROMPTS_DIR`` (if set), then the repository's ``prompts/``, then the copy
-bundled in the wheel; inside each, ``<task>/<name>`` before ``<kind>/<name>``
-before ``<name>``.  Placeholders are ``{{ name }}`` or ``{{ a.b }}`` (dotted paths
+Look-up order for ``load_prompt(name, task=..., kind=...)``: ``$LBT_PROMPTS_DIR``
+(if set), then the package's own files (``importlib.resources``); inside each,
+``<task>/<name>`` before ``<kind>/<name>`` before ``<name>``.  Placeholders are ``{{ name }}`` or ``{{ a.b }}`` (dotted paths
 into dicts); anything else, LaTeX braces included, is left as written.
 """
 
@@ -11,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+from importlib import resources
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping
@@ -21,21 +21,22 @@ _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][\w.]*)\s*\}\}")
 _SUFFIXES = ("", ".md", ".txt")
 
 
-def prompt_dirs() -> list[Path]:
-    dirs = []
+def prompt_dirs() -> list[Any]:
+    """Where prompt files are looked up, first match wins."""
+    dirs: list[Any] = []
     if env := os.environ.get("LBT_PROMPTS_DIR"):
-        dirs.append(Path(env))
-    dirs.append(Path(__file__).resolve().parent.parent / "prompts")
-    dirs.append(Path(__file__).resolve().parent / "_bundled_prompts")
-    return [d for d in dirs if d.is_dir()]
+        if Path(env).is_dir():
+            dirs.append(Path(env))
+    dirs.append(resources.files(__name__))
+    return dirs
 
 
 @lru_cache(maxsize=256)
-def _find(name: str, scopes: tuple[str, ...]) -> Path:
+def _find(name: str, scopes: tuple[str, ...]) -> Any:
     for root in prompt_dirs():
         for scope in scopes:
             for suffix in _SUFFIXES:
-                path = root / scope / f"{name}{suffix}"
+                path = (root / scope / f"{name}{suffix}") if scope else (root / f"{name}{suffix}")
                 if path.is_file():
                     return path
     tried = ", ".join(f"{s}/{name}" if s else name for s in scopes)
@@ -45,7 +46,7 @@ def _find(name: str, scopes: tuple[str, ...]) -> Path:
 def load_prompt(name: str, *, task: str | None = None, kind: str | None = None) -> str:
     """The text of prompt file ``name``, most specific scope first."""
     scopes = tuple(s for s in (task, kind) if s) + ("",)
-    return _find(name, scopes).read_text()
+    return _find(name, scopes).read_text(encoding="utf-8")
 
 
 def render(template: str, **values: Any) -> str:

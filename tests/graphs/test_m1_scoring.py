@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from graphs.m1_scoring import build_graph
-from lbt_agents.agents import make_roster
+from lbt_agents import Classroom, m1_graph
 from lbt_agents.config import AgentConfig, ClassroomConfig, M1Config, RunConfig, Sampling
 from lbt_agents.m1 import arun_m1
 from lbt_agents.testing import ScriptedChatModel
@@ -57,9 +56,9 @@ def models(students: int = 2, student=student_reply):
 
 async def test_fan_out_counts_scores_and_selection() -> None:
     m = models()
-    roster = make_roster(classroom(), models=m, max_concurrency=8)
-    graph = build_graph(roster, M1Config(pairs_per_tp=4))
-    out = await graph.ainvoke({"items": ITEMS}, {"max_concurrency": 8})
+    room = Classroom.from_config(classroom(), models=m, max_concurrency=8)
+    graph = m1_graph(M1Config(pairs_per_tp=4))
+    out = await graph.ainvoke({"items": ITEMS}, {"max_concurrency": 8}, context=room)
 
     # 2 TPs x (4 samples + 1 greedy) teacher calls; 2 TPs x 4 pairs x 3 EPs x 1 rep x 2 students exams.
     assert len(m["teacher"][0].calls) == 2 * 5
@@ -80,9 +79,9 @@ async def test_fan_out_counts_scores_and_selection() -> None:
 
 async def test_student_prompt_puts_shared_part_first() -> None:
     m = models(students=1)
-    roster = make_roster(classroom(students=1), models=m)
-    graph = build_graph(roster, M1Config(pairs_per_tp=4, greedy_baseline=False))
-    await graph.ainvoke({"items": ITEMS[:1]})
+    room = Classroom.from_config(classroom(students=1), models=m)
+    graph = m1_graph(M1Config(pairs_per_tp=4, greedy_baseline=False))
+    await graph.ainvoke({"items": ITEMS[:1]}, context=room)
     calls = [c["messages"] for c in m["s0"][0].calls]
     same_pair = [c for c in calls if c[2]["content"].startswith("A good method")]
     assert len(same_pair) == 3
@@ -96,9 +95,9 @@ async def test_student_prompt_puts_shared_part_first() -> None:
 
 async def test_reply_without_answer_is_wrong_not_a_crash() -> None:
     m = models(students=1, student=lambda messages: "I do not know.")
-    roster = make_roster(classroom(students=1), models=m)
-    graph = build_graph(roster, M1Config(pairs_per_tp=4))
-    out = await graph.ainvoke({"items": ITEMS[:1]})
+    room = Classroom.from_config(classroom(students=1), models=m)
+    graph = m1_graph(M1Config(pairs_per_tp=4))
+    out = await graph.ainvoke({"items": ITEMS[:1]}, context=room)
     exams = [e for p in out["results"]["tp1"]["pairs"] for e in p["exams"]]
     assert exams and all(e["answer"] is None and e["correct"] is False for e in exams)
 
@@ -109,16 +108,16 @@ async def test_adaptive_skips_unanimous_and_halves() -> None:
         return f"A good method. [[Final Answer]]: {a + b}"
 
     m = {"teacher": [ScriptedChatModel(respond=unanimous_teacher)], "s0": [ScriptedChatModel(respond=student_reply)]}
-    roster = make_roster(classroom(students=1), models=m)
+    room = Classroom.from_config(classroom(students=1), models=m)
     cfg = M1Config(pairs_per_tp=4, adaptive={"enabled": True})
-    out = await build_graph(roster, cfg).ainvoke({"items": ITEMS})
+    out = await m1_graph(cfg).ainvoke({"items": ITEMS}, context=room)
     assert m["s0"][0].calls == []
     assert out["results"]["tp1"]["note"].startswith("unanimous")
     assert out["results"]["tp1"]["selections"]["max"]["correct"] is True
 
     m = models(students=1)
-    roster = make_roster(classroom(students=1), models=m)
-    out = await build_graph(roster, cfg).ainvoke({"items": ITEMS})
+    room = Classroom.from_config(classroom(students=1), models=m)
+    out = await m1_graph(cfg).ainvoke({"items": ITEMS}, context=room)
     full = 2 * 4 * 3  # what full M1 would examine
     assert 0 < len(m["s0"][0].calls) < full
     for res in out["results"].values():
@@ -127,8 +126,8 @@ async def test_adaptive_skips_unanimous_and_halves() -> None:
 
 async def test_adaptive_examines_one_pair_per_answer() -> None:
     m = models(students=1)
-    roster = make_roster(classroom(students=1), models=m)
-    out = await build_graph(roster, M1Config(pairs_per_tp=4, adaptive={"enabled": True})).ainvoke({"items": ITEMS[:1]})
+    room = Classroom.from_config(classroom(students=1), models=m)
+    out = await m1_graph(M1Config(pairs_per_tp=4, adaptive={"enabled": True})).ainvoke({"items": ITEMS[:1]}, context=room)
     pairs = out["results"]["tp1"]["pairs"]
     # Two answer groups: p0 (right) alone, p1-p3 (the same wrong answer); p1 stands for its group.
     assert [bool(p["exams"]) for p in pairs] == [True, True, False, False]
@@ -137,9 +136,9 @@ async def test_adaptive_examines_one_pair_per_answer() -> None:
     assert out["results"]["tp1"]["selections"]["max"]["correct"] is True
 
     m = models(students=1)
-    roster = make_roster(classroom(students=1), models=m)
+    room = Classroom.from_config(classroom(students=1), models=m)
     cfg = M1Config(pairs_per_tp=4, adaptive={"enabled": True, "one_pair_per_answer": False})
-    out = await build_graph(roster, cfg).ainvoke({"items": ITEMS[:1]})
+    out = await m1_graph(cfg).ainvoke({"items": ITEMS[:1]}, context=room)
     assert all(p["exams"] and p["scored_as"] is None for p in out["results"]["tp1"]["pairs"])
 
 
@@ -149,9 +148,9 @@ async def test_adaptive_stops_after_a_rung_without_a_pass(stop: bool) -> None:
         return "I cannot follow. [[Final Answer]]: 0"
 
     m = models(students=1, student=hopeless)
-    roster = make_roster(classroom(students=1), models=m)
+    room = Classroom.from_config(classroom(students=1), models=m)
     cfg = M1Config(pairs_per_tp=4, adaptive={"enabled": True, "stop_without_signal": stop, "keep_fraction": 0.9})
-    out = await build_graph(roster, cfg).ainvoke({"items": ITEMS[:1]})
+    out = await m1_graph(cfg).ainvoke({"items": ITEMS[:1]}, context=room)
     rungs = sorted({e["rung"] for p in out["results"]["tp1"]["pairs"] for e in p["exams"]})
     if stop:
         assert rungs == [0]
@@ -169,7 +168,7 @@ def run_config(tmp_path: Path, **m1) -> RunConfig:
 
 
 async def test_resume_never_repeats_finished_exams(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("lbt_agents.m1.load_task", lambda cfg: ITEMS)
+    monkeypatch.setattr("lbt_agents.tasks.load_task", lambda cfg: ITEMS)
     lock = threading.Lock()
     answered: list[tuple[str, str]] = []
     budget = {"left": 5}

@@ -24,7 +24,7 @@ def models():
 
 
 async def test_pairs_prefer_the_sample_students_learned_from(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr("lbt_agents.m2.load_task", lambda cfg: ITEMS)
+    monkeypatch.setattr("lbt_agents.tasks.load_task", lambda cfg: ITEMS)
     result = await arun_m2_prefs(config(tmp_path), models=models(), progress=False)
     rows = load_from_disk(str(result.paths["m2"]))
     # Per TP: 1 good sample (correct, LbT 1) vs 3 bad ones (wrong, LbT 0): gap 1.0, 3 pairs.
@@ -35,7 +35,7 @@ async def test_pairs_prefer_the_sample_students_learned_from(tmp_path: Path, mon
 
 
 async def test_no_pair_over_the_gap_writes_nothing(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr("lbt_agents.m2.load_task", lambda cfg: ITEMS)
+    monkeypatch.setattr("lbt_agents.tasks.load_task", lambda cfg: ITEMS)
     with pytest.raises(DataError, match="no M2 preference pairs"):
         await arun_m2_prefs(config(tmp_path, min_gap=1.0), models=models(), progress=False)
     assert not (tmp_path / "p" / "preferences_m2").exists()

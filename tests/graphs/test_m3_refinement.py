@@ -7,11 +7,11 @@ import re
 
 import pytest
 
-from graphs.m3_refinement import build_graph, make_plan, metric_of
+from lbt_agents import Classroom
+from lbt_agents.graphs.m3_refinement import m3_graph, make_plan, metric_of
 from lbt_agents.config import AgentConfig, ClassroomConfig, M3Config, RunConfig, Sampling, TaskConfig
 from lbt_agents.errors import ConfigError
-from lbt_agents.m3 import arun_m3, build_agents
-from lbt_agents.roster_graph import Lane
+from lbt_agents.m3 import arun_m3
 from lbt_agents.testing import ScriptedChatModel
 from lbt_agents.types import Problem
 
@@ -82,9 +82,8 @@ def setup(m3: M3Config, *, teacher=None, students=None, n_students: int = 2):
     models = {"teacher": [ScriptedChatModel(respond=teacher or teacher_factory())]}
     for i in range(n_students):
         models[f"s{i}"] = [ScriptedChatModel(respond=(students or {}).get(f"s{i}", student))]
-    agents = build_agents(RunConfig(classroom=classroom, max_concurrency=8), models=models)
-    lanes = [Lane("teacher", tuple(f"s{i}" for i in range(n_students)))]
-    return build_graph(agents, lanes, m3), models
+    room = Classroom.from_config(classroom, models=models, max_concurrency=8)
+    return m3_graph(m3, classroom=room), models
 
 
 def calls(model, text: str) -> list[list[dict]]:
@@ -333,9 +332,9 @@ async def test_lanes_sharing_a_model_send_identical_requests_once() -> None:
     )
     models = {name: [ScriptedChatModel(respond=teacher_factory())] for name in ("t1", "t2")}
     models["s0"] = [ScriptedChatModel(respond=student)]
-    agents = build_agents(RunConfig(classroom=classroom, max_concurrency=8), models=models)
-    graph = build_graph(agents, [Lane("t1", ("s0",)), Lane("t2", ("s0",))], m3cfg(reasons=1))
-    out = await graph.ainvoke({"train": TRAIN, "test": TEST}, {"max_concurrency": 8})
+    graph = m3_graph(m3cfg(reasons=1))
+    room = Classroom.from_config(classroom, models=models, max_concurrency=8)
+    out = await graph.ainvoke({"train": TRAIN, "test": TEST}, {"max_concurrency": 8}, context=room)
     predictor = [c for n in ("t1", "t2") for c in models[n][0].calls if is_predictor(c["messages"])]
     # round 0 (same initial set): 6 scoring + 8 test problems, once for both lanes; round 1: one new
     # set (identical in both lanes too), 6 scoring + 8 test problems

@@ -1,0 +1,169 @@
+"""One runner for every teaching graph: ``run_graph(builder, cfg)``; ``lbt run MODULE:BUILDER``.
+
+A run gets a folder (``<output_dir>/<run_id>/``), its config saved, the data
+loaded and checked before any server starts, embedded vLLM servers where agents
+ask for them, an endpoint check, the call cache, a :class:`Classroom` as the
+graph's runtime context, a checkpointer (``--resume RUN_ID`` continues from the
+last checkpoint), progress, and the final state.
+
+A builder is ``builder(cfg: RunConfig) -> CompiledStateGraph`` (or a
+``"module:attribute"`` string naming one).  Its inputs are ``inputs(cfg)`` when
+given, else the module's own ``inputs(cfg)`` function, else
+``{"items": load_task(cfg.task)}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+
+from lbt_agents.classroom import Classroom
+from lbt_agents.config import RunConfig
+from lbt_agents.errors import ConfigError
+from lbt_agents.runs import Stopwatch, call_cache, checkpointer, embedded_endpoints, prepare_run, write_atomic
+
+Builder = Callable[[RunConfig], Any]
+Inputs = Callable[[RunConfig], dict[str, Any]]
+UpdateHook = Callable[[dict[str, Any], Path], None]
+"""Called with each top-level node update and the run's folder."""
+
+
+@dataclass(frozen=True)
+class GraphRun:
+    """A finished run: its folder, config, final state and classroom (with its usage meter)."""
+
+    run_dir: Path
+    cfg: RunConfig
+    state: dict[str, Any]
+    classroom: Classroom
+    inputs: dict[str, Any]
+    wall_s: float
+
+
+def resolve_builder(target: str | Builder) -> tuple[Builder, Any]:
+    """``"module:attribute"`` (or a callable) → the builder and its module."""
+    if callable(target):
+        return target, importlib.import_module(target.__module__)
+    module_name, sep, attr = str(target).partition(":")
+    if not sep or not module_name or not attr:
+        raise ConfigError(f"graph {target!r} is not MODULE:BUILDER (for example lbt_agents.graphs.m1_scoring:from_config)")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(f"cannot import graph module {module_name!r}: {exc}") from None
+    builder = getattr(module, attr, None)
+    if not callable(builder):
+        raise ConfigError(f"graph module {module_name!r} has no builder {attr!r}")
+    return builder, module
+
+
+def default_inputs(cfg: RunConfig) -> dict[str, Any]:
+    """The task's teaching items: ``{"items": load_task(cfg.task)}``."""
+    from lbt_agents.tasks import load_task
+
+    return {"items": load_task(cfg.task)}
+
+
+def run_graph(builder: str | Builder, cfg: RunConfig, **kwargs: Any) -> GraphRun:
+    """Run (or resume) a graph to the end; see :func:`arun_graph`."""
+    return asyncio.run(arun_graph(builder, cfg, **kwargs))
+
+
+async def arun_graph(
+    builder: str | Builder,
+    cfg: RunConfig,
+    *,
+    inputs: Inputs | None = None,
+    resume: str | None = None,
+    models: Mapping[str, BaseChatModel | Sequence[BaseChatModel]] | None = None,
+    prefix: str = "run",
+    progress: Callable[[RunConfig, dict[str, Any]], Any] | None = None,
+    on_update: UpdateHook | None = None,
+    recursion_limit: int = 10_000,
+) -> GraphRun:
+    """Run the graph that ``builder(cfg)`` returns over ``cfg``'s classroom.
+
+    ``models`` maps agent names to chat models (offline runs, custom providers);
+    other agents talk to their endpoints, and ``base_url: embedded`` agents to an
+    embedded vLLM classroom started (and stopped) here.  ``resume=RUN_ID``
+    continues a stopped run: finished work is not requested again.
+    ``progress(cfg, inputs)`` makes a display (a context manager with
+    ``update(updates)``); it and ``on_update`` see every node's update as it lands.
+    """
+    build, module = resolve_builder(builder)
+    load = inputs or getattr(module, "inputs", None) or default_inputs
+    clock = Stopwatch()
+    if resume is None:
+        data = load(cfg)  # bad data or sizes fail before anything is written
+        cfg, run = prepare_run(cfg, prefix=prefix)
+    else:
+        cfg, run = prepare_run(cfg, resume=resume, prefix=prefix)
+        data = load(cfg)
+    graph = build(cfg)
+    tracker = progress(cfg, data) if progress is not None else None
+    with embedded_endpoints(cfg, run.logs) if not models else contextlib.nullcontext(cfg) as live:
+        if not models:
+            from lbt_agents.llm import check_endpoints
+
+            await check_endpoints(live.classroom.agents())
+        cache = call_cache(live, run)
+        try:
+            classroom = Classroom.from_config(
+                live.classroom, task=live.task.name, models=models, cache=cache, max_concurrency=live.max_concurrency
+            )
+            async with checkpointer(live.checkpoint, run) as saver:
+                runnable = graph.copy(update={"checkpointer": saver}) if saver is not None else graph
+                config = {"configurable": {"thread_id": run.run_id}, "max_concurrency": live.max_concurrency,
+                          "recursion_limit": recursion_limit}
+                started = saver is not None and bool((await runnable.aget_state(config)).values)
+                hook = (lambda update: on_update(update, run.path)) if on_update is not None else None
+                final = await _drive(runnable, None if (resume and started) else data, config, classroom,
+                                     tracker, hook)
+                if saver is not None:
+                    final = (await runnable.aget_state(config)).values
+        finally:
+            if cache is not None:
+                cache.close()
+    return GraphRun(run.path, cfg, dict(final), classroom, data, clock.seconds)
+
+
+async def _drive(graph: Any, inputs: Any, config: dict[str, Any], classroom: Classroom, tracker: Any,
+                 on_update: Callable[[dict[str, Any]], None] | None) -> dict[str, Any]:
+    final: dict[str, Any] = {}
+    with tracker if tracker is not None else contextlib.nullcontext():
+        async for namespace, mode, data in graph.astream(
+            inputs, config, context=classroom, stream_mode=["updates", "values"], subgraphs=True
+        ):
+            if mode == "updates":
+                if tracker is not None:
+                    tracker.update(data)
+                if on_update is not None and not namespace:
+                    on_update(data)
+            elif mode == "values" and not namespace:
+                final = data
+    return final
+
+
+def output_keys(graph: Any) -> list[str]:
+    """The keys of a compiled graph's output schema."""
+    return list((graph.get_output_jsonschema().get("properties") or {}).keys())
+
+
+def write_generic_outputs(result: GraphRun, graph: Any) -> Path:
+    """``outputs.json`` (the output schema's keys of the final state) and ``summary.json`` (usage)."""
+    keys = output_keys(graph) or list(result.state)
+    outputs = {k: result.state.get(k) for k in keys}
+    path = result.run_dir / "outputs.json"
+    write_atomic(path, json.dumps(outputs, indent=1, default=str))
+    summary = {"run_id": result.cfg.run_id, "graph": getattr(graph, "name", None), "wall_s": round(result.wall_s, 1),
+               "usage": result.classroom.meter.as_dict()}
+    write_atomic(result.run_dir / "summary.json", json.dumps(summary, indent=2))
+    return path
