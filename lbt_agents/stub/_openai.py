@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import re
-from json.encoder import encode_basestring as _string
 from dataclasses import dataclass
+from json.encoder import encode_basestring as _string
 from typing import Any
 
 from lbt_agents.stub._responders import text_of

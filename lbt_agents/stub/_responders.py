@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Union
+from typing import Any
 
 from lbt_agents.errors import ConfigError
 
-Responder = Callable[[dict[str, Any], int], Union[str, Awaitable[str]]]
+Responder = Callable[[dict[str, Any], int], str | Awaitable[str]]
 """``respond(request_body, choice_index) -> str`` (or an awaitable of one)."""
 
 

@@ -13,9 +13,9 @@ import os
 import pickle
 import signal
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Self
 
 from lbt_agents.errors import ConfigError
 from lbt_agents.stub._app import StubApp, StubConfig
@@ -149,7 +149,7 @@ class StubServer:
             self._get("/stub/reset", method="POST")
 
     # -- lifecycle --------------------------------------------------------------------------------
-    def start(self) -> StubServer:
+    def start(self) -> Self:
         if self._thread is not None or self._process is not None:
             raise ConfigError("this stub server is already running")
         if self._process_mode:
@@ -175,7 +175,7 @@ class StubServer:
                 proc.kill()
                 proc.join(5)
 
-    def __enter__(self) -> StubServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

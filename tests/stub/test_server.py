@@ -113,9 +113,8 @@ def test_bad_setup_is_one_line() -> None:
         StubServer(host="0.0.0.0")
     with pytest.raises(ConfigError, match="one of respond=, text= or script="):
         StubServer(respond=numbered, text="x")
-    with StubServer() as stub:
-        with pytest.raises(ConfigError, match=f"port {stub.port} on 127.0.0.1 is in use"):
-            StubServer(port=stub.port).start()
+    with StubServer() as stub, pytest.raises(ConfigError, match=f"port {stub.port} on 127.0.0.1 is in use"):
+        StubServer(port=stub.port).start()
 
 
 def test_script_file(tmp_path) -> None:
