@@ -8,9 +8,10 @@ endpoints.  Every run on a thread computes fresh results for its items.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import get_runtime
 from typing_extensions import TypedDict
 
-from lbt_agents import Classroom, ConfigError, RunConfig, TeachingItem, TPResult, load_config
+from lbt_agents import Classroom, ConfigError, LbtError, RunConfig, TeachingItem, TPResult, load_config
 from lbt_agents.graphs.m1_scoring import m1_graph
 
 
@@ -34,6 +35,14 @@ class ServerContext:
 
 class ServedM1State(TypedDict, total=False):
     items: list[TeachingItem]
+    results: dict[str, TPResult]
+
+
+class ServedM1Input(TypedDict):
+    items: list[TeachingItem]
+
+
+class ServedM1Output(TypedDict):
     results: dict[str, TPResult]
 
 
@@ -56,16 +65,28 @@ def _load(path: str, mtime_ns: int) -> tuple[RunConfig, Classroom, CompiledState
     return cfg, classroom, m1_graph(cfg.m1)
 
 
+@cache
+def _shown(kind: type[LbtError]) -> type[Exception]:
+    """``kind`` that is also a ``ValueError``: the LangGraph server shows a ValueError's message to the
+    client and replaces any other exception's with "An internal error occurred"."""
+    return type(kind.__name__, (kind, ValueError), {"__module__": kind.__module__, "__qualname__": kind.__qualname__})
+
+
 async def _m1(state: ServedM1State, config: RunnableConfig) -> dict[str, Any]:
-    path = config_path(get_runtime().context)
-    _, classroom, graph = _load(str(path), path.stat().st_mtime_ns)
-    out = await graph.ainvoke({"items": state.get("items") or []}, config, context=classroom)
+    try:
+        path = config_path(get_runtime().context)
+        _, classroom, graph = await asyncio.to_thread(lambda: _load(str(path), path.stat().st_mtime_ns))
+        out = await graph.ainvoke({"items": state.get("items") or []}, config, context=classroom)
+    except LbtError as exc:
+        raise _shown(type(exc))(*exc.args) from exc
     return {"results": out["results"]}
 
 
 def served_m1() -> CompiledStateGraph:
     """M1 for the server: ``{"items": [...]}`` → ``{"results": {tp_id: TPResult}}``."""
-    builder = StateGraph(ServedM1State, context_schema=ServerContext)
+    builder = StateGraph(
+        ServedM1State, context_schema=ServerContext, input_schema=ServedM1Input, output_schema=ServedM1Output
+    )
     builder.add_node("m1", _m1)
     builder.add_edge(START, "m1")
     builder.add_edge("m1", END)
