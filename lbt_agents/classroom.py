@@ -172,6 +172,11 @@ class Classroom:
         except KeyError:
             raise ConfigError(f"classroom has no agent {name!r} (agents: {', '.join(self.names)})") from None
 
+    async def aclose(self) -> None:
+        """Close the HTTP connections this event loop's requests opened."""
+        for chat in {id(c): c for c in self._chats.values()}.values():  # type: ignore[attr-defined]
+            await chat.aclose()
+
     def as_teacher(self, name: str) -> Teacher:
         """Agent ``name`` in the teacher's role (a student teaches in peer teaching)."""
         return Teacher(self._chat(name), task=self.task)

@@ -10,11 +10,11 @@ class LbtError(Exception):
     exit_code: int = 2
 
 
-class ConfigError(LbtError):
+class ConfigError(LbtError, ValueError):
     """The configuration (YAML, CLI flag or Python argument) is invalid."""
 
 
-class DataError(LbtError):
+class DataError(LbtError, ValueError):
     """A data set is missing, empty or malformed."""
 
 

@@ -146,8 +146,9 @@ def _transient(exc: BaseException) -> bool:
     return isinstance(exc, (httpx.TransportError, asyncio.TimeoutError, ConnectionError))
 
 
-def openai_chat_models(cfg: AgentConfig) -> list[BaseChatModel]:
-    """One ``ChatOpenAI`` per base URL of ``cfg`` (replicas)."""
+def openai_chat_models(cfg: AgentConfig, http_async_client: Any = None) -> list[BaseChatModel]:
+    """One ``ChatOpenAI`` per base URL of ``cfg`` (replicas); ``http_async_client``: the HTTP
+    client they share (connections belong to one event loop)."""
     from langchain_openai import ChatOpenAI
 
     if EMBEDDED in cfg.base_urls:
@@ -162,6 +163,7 @@ def openai_chat_models(cfg: AgentConfig) -> list[BaseChatModel]:
             api_key=cfg.api_key,
             timeout=cfg.timeout_s,
             max_retries=0,  # retries are ours (tenacity), so they are counted and bounded
+            **({"http_async_client": http_async_client} if http_async_client is not None else {}),
         )
         for url in cfg.base_urls
     ]
@@ -180,7 +182,11 @@ class ChatAgent:
         limits: CallLimits | None = None,
     ) -> None:
         self.cfg = cfg
-        self.models = list(models) if models is not None else openai_chat_models(cfg)
+        self._given = list(models) if models is not None else None
+        self.models = self._given if self._given is not None else openai_chat_models(cfg)
+        self._per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, list[BaseChatModel]] = (
+            weakref.WeakKeyDictionary()
+        )
         if not self.models:
             raise ConfigError(f"agent {cfg.name!r} has no model")
         self._next_model = itertools.cycle(range(len(self.models)))
@@ -282,6 +288,29 @@ class ChatAgent:
         finally:
             open_turn()  # failed or not: the others go ahead (and retry on their own)
 
+    def _models_here(self) -> list[BaseChatModel]:
+        """The chat models for this event loop: OpenAI clients get an HTTP client of their own per
+        loop (pooled connections belong to the loop that made them); given models are used as they are."""
+        if self._given is not None:
+            return self._given
+        loop = asyncio.get_running_loop()
+        models = self._per_loop.get(loop)
+        if models is None:
+            import httpx
+
+            client = httpx.AsyncClient(timeout=self.cfg.timeout_s, limits=httpx.Limits(max_connections=None,
+                                                                                           max_keepalive_connections=256))
+            models = self._per_loop[loop] = openai_chat_models(self.cfg, http_async_client=client)
+        return models
+
+    async def aclose(self) -> None:
+        """Close the HTTP clients this event loop's requests used."""
+        loop = asyncio.get_running_loop()
+        for model in self._per_loop.pop(loop, []):
+            client = getattr(model, "http_async_client", None)
+            if client is not None:
+                await client.aclose()
+
     async def _request(
         self,
         messages: list[BaseMessage],
@@ -298,7 +327,7 @@ class ChatAgent:
             kwargs["seed"] = seed
         if params.get("top_k") not in (None, -1):
             kwargs["extra_body"] = {"top_k": params["top_k"]}
-        model = self.models[next(self._next_model)]
+        model = self._models_here()[next(self._next_model)]
         try:
             async for attempt in AsyncRetrying(
                 stop=stop_after_attempt(self.cfg.max_retries + 1),

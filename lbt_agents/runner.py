@@ -25,6 +25,7 @@ from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 
+from lbt_agents.agents import Examiner
 from lbt_agents.classroom import Classroom
 from lbt_agents.config import RunConfig
 from lbt_agents.errors import ConfigError
@@ -38,10 +39,11 @@ UpdateHook = Callable[[dict[str, Any], Path], None]
 
 @dataclass(frozen=True)
 class GraphRun:
-    """A finished run: its folder, config, final state and classroom (with its usage meter)."""
+    """A finished run: its folder, config, graph, final state and classroom (with its usage meter)."""
 
     run_dir: Path
     cfg: RunConfig
+    graph: Any
     state: dict[str, Any]
     classroom: Classroom
     inputs: dict[str, Any]
@@ -63,6 +65,13 @@ def resolve_builder(target: str | Builder) -> tuple[Builder, Any]:
     if not callable(builder):
         raise ConfigError(f"graph module {module_name!r} has no builder {attr!r}")
     return builder, module
+
+
+def examiner_for(cfg: RunConfig) -> Examiner:
+    """The examiner a run config asks for (its grading bound)."""
+    from lbt_agents.grading.math import MathGrader
+
+    return Examiner(graders={"math": MathGrader(timeout_s=cfg.grading.timeout_s)})
 
 
 def default_inputs(cfg: RunConfig) -> dict[str, Any]:
@@ -98,9 +107,12 @@ async def arun_graph(
     ``progress(cfg, inputs)`` makes a display (a context manager with
     ``update(updates)``); it and ``on_update`` see every node's update as it lands.
     """
+    from lbt_agents.sandbox import set_default_isolation
+
     build, module = resolve_builder(builder)
     load = inputs or getattr(module, "inputs", None) or default_inputs
     clock = Stopwatch()
+    set_default_isolation(cfg.sandbox.isolation)  # a code task checks its sandbox when it loads
     if resume is None:
         data = load(cfg)  # bad data or sizes fail before anything is written
         cfg, run = prepare_run(cfg, prefix=prefix)
@@ -117,7 +129,8 @@ async def arun_graph(
         cache = call_cache(live, run)
         try:
             classroom = Classroom.from_config(
-                live.classroom, task=live.task.name, models=models, cache=cache, max_concurrency=live.max_concurrency
+                live.classroom, task=live.task.name, models=models, cache=cache, max_concurrency=live.max_concurrency,
+                examiner=examiner_for(live),
             )
             async with checkpointer(live.checkpoint, run) as saver:
                 runnable = graph.copy(update={"checkpointer": saver}) if saver is not None else graph
@@ -129,10 +142,11 @@ async def arun_graph(
                                      tracker, hook)
                 if saver is not None:
                     final = (await runnable.aget_state(config)).values
+                await classroom.aclose()
         finally:
             if cache is not None:
                 cache.close()
-    return GraphRun(run.path, cfg, dict(final), classroom, data, clock.seconds)
+    return GraphRun(run.path, cfg, graph, dict(final), classroom, data, clock.seconds)
 
 
 async def _drive(graph: Any, inputs: Any, config: dict[str, Any], classroom: Classroom, tracker: Any,
@@ -157,8 +171,9 @@ def output_keys(graph: Any) -> list[str]:
     return list((graph.get_output_jsonschema().get("properties") or {}).keys())
 
 
-def write_generic_outputs(result: GraphRun, graph: Any) -> Path:
+def write_generic_outputs(result: GraphRun) -> Path:
     """``outputs.json`` (the output schema's keys of the final state) and ``summary.json`` (usage)."""
+    graph = result.graph
     keys = output_keys(graph) or list(result.state)
     outputs = {k: result.state.get(k) for k in keys}
     path = result.run_dir / "outputs.json"
