@@ -108,9 +108,10 @@ class TaskConfig(_Model):
     """Which problems to teach and examine."""
 
     name: str = Field("gsm8k_functional", description="A registered task (see `lbt tasks`).")
-    data_dir: Path = Field(
-        default_factory=lambda: Path(os.environ.get("LBT_DATA_DIR", "../shared/data")),
-        description="Folder with the task's data files (default: $LBT_DATA_DIR or ../shared/data).",
+    data_dir: Path | None = Field(
+        None,
+        description="Folder with the task's data files (default: $LBT_DATA_DIR, else ../shared/data if it "
+        "exists, else the cache that `lbt data pull NAME` fills).",
     )
     split: str = Field("test", description="Data split, where the task has several.")
     offset: int = Field(0, ge=0, description="Skip this many teaching problems.")
@@ -212,6 +213,24 @@ class ServeConfig(_Model):
     startup_timeout_s: float = Field(900.0, gt=0)
 
 
+class GradingConfig(_Model):
+    """How the examiner grades."""
+
+    timeout_s: float = Field(
+        2.0, gt=0, description="Most seconds one math grade may take; a grade that hits it is wrong (with the reason)."
+    )
+
+
+class SandboxConfig(_Model):
+    """Where model-written code runs (code tasks)."""
+
+    isolation: Literal["auto", "bwrap", "bare"] = Field(
+        "auto",
+        description="auto/bwrap: isolated with bubblewrap (a run refuses to start without it); bare: UNCONFINED, "
+        "only when you choose it (recorded in the summary).",
+    )
+
+
 class RunConfig(_Model):
     """Everything one run needs; YAML files, CLI flags and Python all build this."""
 
@@ -225,6 +244,8 @@ class RunConfig(_Model):
     cache: CacheConfig = Field(default_factory=CacheConfig)
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
     serve: ServeConfig = Field(default_factory=ServeConfig)
+    grading: GradingConfig = Field(default_factory=GradingConfig)
+    sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
     max_concurrency: int = Field(64, ge=1, description="Most model requests in flight at once.")
 
     def run_dir(self) -> Path:

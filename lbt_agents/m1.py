@@ -106,8 +106,16 @@ def summarize(
         "requests": meter.as_dict(),
         "wall_s": round(wall_s, 1),
         "adaptive": cfg.m1.adaptive.enabled,
+        "sandbox": _sandbox_record(),
         **({"code": code_table(results)} if items and items[0]["tp"]["kind"] == "code" else {}),
     }
+
+
+def _sandbox_record() -> dict[str, Any]:
+    from lbt_agents.sandbox import isolation_used
+
+    used = isolation_used()
+    return {"isolation": list(used), "unconfined": "bare" in used}
 
 
 def code_table(results: Sequence[dict[str, Any]]) -> dict[str, float | None]:

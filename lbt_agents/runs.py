@@ -144,10 +144,18 @@ async def checkpointer(cfg: CheckpointConfig, run: RunDir) -> AsyncIterator[Any]
 
         yield InMemorySaver()
     elif cfg.backend == "sqlite":
+        import aiosqlite
         from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
-        async with AsyncSqliteSaver.from_conn_string(str(run.checkpoints)) as saver:
-            yield saver
+        # WAL and a long busy timeout: a write still in flight from a crashed step (or another
+        # reader) makes the next writer wait instead of failing with "database is locked".
+        conn = await aiosqlite.connect(str(run.checkpoints), timeout=60.0)
+        try:
+            await conn.execute("PRAGMA journal_mode=WAL")
+            await conn.execute("PRAGMA busy_timeout=60000")
+            yield AsyncSqliteSaver(conn)
+        finally:
+            await conn.close()
     else:
         if not cfg.url:
             raise ConfigError("checkpoint.backend=postgres needs checkpoint.url (a Postgres connection string)")
@@ -167,18 +175,16 @@ def call_cache(cfg: RunConfig, run: RunDir) -> CallCache | None:
 
 
 def save_dataset(rows: Sequence[dict[str, Any]], path: Path) -> None:
-    """Save rows as an HF ``datasets`` dataset, atomically."""
+    """Save rows as an HF ``datasets`` dataset, atomically; a folder lbt did not write is never replaced."""
     from datasets import Dataset
     from datasets.utils.logging import disable_progress_bar
 
-    disable_progress_bar()  # the run's own progress display is enough
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    Dataset.from_list(list(rows)).save_to_disk(str(tmp))
-    if path.exists():
-        import shutil
+    from lbt_agents.training._atomic import atomic_dir, saved_dataset_folder
 
-        shutil.rmtree(path)
-    os.replace(tmp, path)
+    disable_progress_bar()  # the run's own progress display is enough
+    dataset = Dataset.from_list(list(rows))
+    with atomic_dir(path, kind="dataset", legacy=saved_dataset_folder) as tmp:
+        dataset.save_to_disk(str(tmp))
 
 
 class Stopwatch:

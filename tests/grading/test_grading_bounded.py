@@ -204,6 +204,7 @@ def test_a_worker_that_cannot_start_fails_the_check_with_its_reason(tmp_path, mo
     monkeypatch.setattr(_bounded, "_WORKER_SCRIPT", script)
     pool = SymbolicPool(1)
     monkeypatch.setattr(math_grading, "shared_pool", lambda: pool)
+    monkeypatch.setattr(math_grading, "_MEMORY", math_grading._Memory())  # earlier tests' results do not count
     try:
         verdict = asyncio.run(MathGrader().grade(_p("\\frac{1}{2}"), "[[Final Answer]]: 0.5"))
         assert not verdict["correct"]
