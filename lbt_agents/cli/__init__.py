@@ -18,6 +18,7 @@ from lbt_agents.errors import LbtError
 _COMMANDS = {
     "models": "lbt_agents.cli.models:models",
     "serve": "lbt_agents.cli.serve:serve",
+    "run": "lbt_agents.cli.run:run",
     "m1": "lbt_agents.cli.m1:m1",
     "grade": "lbt_agents.cli.grade:grade",
     "tasks": "lbt_agents.cli.grade:tasks",
