@@ -21,7 +21,7 @@ from lbt_agents import (
     score_rationales,
     teach_node,
 )
-from tests.graphs.test_m1_scoring import ITEMS, classroom, models
+from tests.graphs.test_m1_scoring import ITEMS, classroom, models, student_reply
 
 GOOD = "A good method: add the numbers. [[Final Answer]]: 5"
 BAD = "A bad method: add and add one. [[Final Answer]]: 6"
@@ -204,3 +204,21 @@ def test_public_api_and_layering() -> None:
                     # the graph variants use only the public API: no private (_x) module
                     assert not any(part.startswith("_") for part in name.split(".")), f"{path}: {name}"
     assert (root / "prompts" / "math" / "teacher_system.md").is_file()
+
+
+async def test_an_m1_run_with_a_bomb_answer_finishes_and_grades_it_wrong_with_the_reason() -> None:
+    from lbt_agents import Examiner
+    from lbt_agents.grading.math import MathGrader
+
+    def bomb_on_ep1(messages) -> str:
+        if "7 + 2" in messages[-1]["content"]:
+            return "Huge. [[Final Answer]]: 10^{10^{10}}"
+        return student_reply(messages)
+
+    room_ = Classroom.from_config(classroom(students=1), models=models(students=1, student=bomb_on_ep1),
+                                  examiner=Examiner(graders={"math": MathGrader(timeout_s=0.5)}))
+    out = await m1_graph(M1Config(pairs_per_tp=4)).ainvoke({"items": ITEMS[:1]}, context=room_)
+    exams = [e for p in out["results"]["tp1"]["pairs"] for e in p["exams"]]
+    bombs = [e for e in exams if e["ep_id"] == "tp1/ep1"]
+    assert len(exams) == 12 and len(bombs) == 4
+    assert all(not e["correct"] and "timed out" in e.get("detail", "") for e in bombs)
