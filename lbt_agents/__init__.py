@@ -13,74 +13,75 @@ submodules).  A classroom is the runtime context of every teaching graph::
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from lbt_agents.agents import Agent, Examiner, Student, Teacher
-from lbt_agents.classroom import Classroom, Lane, who_teaches_whom
-from lbt_agents.config import (
-    AgentConfig,
-    ClassroomConfig,
-    M1Config,
-    M2Config,
-    M3Config,
-    RunConfig,
-    Sampling,
-    TaskConfig,
-    load_config,
-)
-from lbt_agents.errors import ConfigError, DataError, EndpointError, LbtError
-from lbt_agents.llm import CallLimits, ChatAgent, Reply, UsageMeter
-from lbt_agents.nodes import (
-    ClassroomSource,
-    exam_node,
-    intake_node,
-    lbt_reward_node,
-    m1_state,
-    plan_exams_node,
-    resolve_classroom,
-    route_exams,
-    route_teaching,
-    score_pairs_node,
-    select_node,
-    teach_node,
-)
-from lbt_agents.rationales import score_rationales
-from lbt_agents.runner import GraphRun, arun_graph, run_graph
-from lbt_agents.state import merge
-from lbt_agents.testing import ScriptedChatModel
-from lbt_agents.types import (
-    ExamRecord,
-    ExamTask,
-    PairRecord,
-    PairResult,
-    PairScore,
-    Problem,
-    Selection,
-    TaskKind,
-    TeachingItem,
-    TPResult,
-    Verdict,
-)
+# name -> the module that defines it; loaded on first use, so `import lbt_agents.stub` or
+# `lbt --help` do not pay for LangGraph and LangChain.
+_EXPORTS = {
+    "lbt_agents.agents": ["Agent", "Examiner", "Student", "Teacher"],
+    "lbt_agents.classroom": ["Classroom", "Lane", "who_teaches_whom"],
+    "lbt_agents.config": ["AgentConfig", "ClassroomConfig", "M1Config", "M2Config", "M3Config", "RunConfig",
+                          "Sampling", "TaskConfig", "load_config"],
+    "lbt_agents.errors": ["ConfigError", "DataError", "EndpointError", "LbtError"],
+    "lbt_agents.llm": ["CallLimits", "ChatAgent", "Reply", "UsageMeter"],
+    "lbt_agents.nodes": ["ClassroomSource", "exam_node", "intake_node", "lbt_reward_node", "m1_state",
+                         "plan_exams_node", "resolve_classroom", "route_exams", "route_teaching", "score_pairs_node",
+                         "select_node", "teach_node"],
+    "lbt_agents.rationales": ["score_rationales"],
+    "lbt_agents.runner": ["GraphRun", "arun_graph", "run_graph"],
+    "lbt_agents.state": ["merge"],
+    "lbt_agents.testing": ["ScriptedChatModel"],
+    "lbt_agents.types": ["ExamRecord", "ExamTask", "PairRecord", "PairResult", "PairScore", "Problem", "Selection",
+                         "TaskKind", "TeachingItem", "TPResult", "Verdict"],
+    "lbt_agents.graphs.m1_scoring": ["m1_graph"],
+    "lbt_agents.graphs.m2_preferences": ["m2_graph"],
+    "lbt_agents.graphs.m3_refinement": ["m3_graph"],
+}  # fmt: skip
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+
+if TYPE_CHECKING:
+    from lbt_agents.agents import Agent, Examiner, Student, Teacher
+    from lbt_agents.classroom import Classroom, Lane, who_teaches_whom
+    from lbt_agents.config import (
+        AgentConfig, ClassroomConfig, M1Config, M2Config, M3Config, RunConfig, Sampling, TaskConfig, load_config,
+    )
+    from lbt_agents.errors import ConfigError, DataError, EndpointError, LbtError
+    from lbt_agents.graphs.m1_scoring import m1_graph
+    from lbt_agents.graphs.m2_preferences import m2_graph
+    from lbt_agents.graphs.m3_refinement import m3_graph
+    from lbt_agents.llm import CallLimits, ChatAgent, Reply, UsageMeter
+    from lbt_agents.nodes import (
+        ClassroomSource, exam_node, intake_node, lbt_reward_node, m1_state, plan_exams_node, resolve_classroom,
+        route_exams, route_teaching, score_pairs_node, select_node, teach_node,
+    )
+    from lbt_agents.rationales import score_rationales
+    from lbt_agents.runner import GraphRun, arun_graph, run_graph
+    from lbt_agents.state import merge
+    from lbt_agents.testing import ScriptedChatModel
+    from lbt_agents.types import (
+        ExamRecord, ExamTask, PairRecord, PairResult, PairScore, Problem, Selection, TaskKind, TeachingItem,
+        TPResult, Verdict,
+    )
 
 try:
     __version__ = version("lbt-agents")
 except PackageNotFoundError:  # pragma: no cover - running from a bare source tree
     __version__ = "0+unknown"
 
-_GRAPHS = {
-    "m1_graph": "lbt_agents.graphs.m1_scoring",
-    "m2_graph": "lbt_agents.graphs.m2_preferences",
-    "m3_graph": "lbt_agents.graphs.m3_refinement",
-}
-
 
 def __getattr__(name: str) -> Any:
-    """The graph builders load on first use (they are built from this package's public API)."""
-    if name in _GRAPHS:
-        import importlib
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'lbt_agents' has no attribute {name!r}")
+    import importlib
 
-        return getattr(importlib.import_module(_GRAPHS[name]), name)
-    raise AttributeError(f"module 'lbt_agents' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
 
 
 __all__ = [
