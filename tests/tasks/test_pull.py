@@ -221,7 +221,8 @@ def test_data_dir_chain(tmp_path: Path, env: Path, monkeypatch) -> None:
     monkeypatch.setenv("LBT_DATA_DIR", str(tmp_path / "env"))
     assert resolve_data_dir(None) == tmp_path / "env"
     assert resolve_data_dir(tmp_path / "given") == tmp_path / "given"
-    assert TaskConfig().data_dir == tmp_path / "env"  # the config's default follows $LBT_DATA_DIR
+    assert TaskConfig().data_dir is None  # not given: loaders follow the chain ($LBT_DATA_DIR first)
+    assert resolve_data_dir(TaskConfig().data_dir) == tmp_path / "env"
 
 
 @pytest.mark.needs_reference_data()
