@@ -151,18 +151,24 @@ async def arun_graph(
 
 async def _drive(graph: Any, inputs: Any, config: dict[str, Any], classroom: Classroom, tracker: Any,
                  on_update: Callable[[dict[str, Any]], None] | None) -> dict[str, Any]:
+    # durability="sync": a step's checkpoint is saved before the next step starts, so the writes of the
+    # next step's finished tasks (saved as each finishes, see runs.checkpointer) always hang on a saved
+    # checkpoint.  aclosing: whatever stops the loop (a failed task, a failing hook, Ctrl-C), the graph's
+    # tasks are stopped and its writes land before the error reaches the checkpointer's exit.
     final: dict[str, Any] = {}
+    durable = {"durability": "sync"} if getattr(graph, "checkpointer", None) else {}
+    stream = graph.astream(inputs, config, context=classroom, stream_mode=["updates", "values"], subgraphs=True,
+                           **durable)
     with tracker if tracker is not None else contextlib.nullcontext():
-        async for namespace, mode, data in graph.astream(
-            inputs, config, context=classroom, stream_mode=["updates", "values"], subgraphs=True
-        ):
-            if mode == "updates":
-                if tracker is not None:
-                    tracker.update(data)
-                if on_update is not None and not namespace:
-                    on_update(data)
-            elif mode == "values" and not namespace:
-                final = data
+        async with contextlib.aclosing(stream):
+            async for namespace, mode, data in stream:
+                if mode == "updates":
+                    if tracker is not None:
+                        tracker.update(data)
+                    if on_update is not None and not namespace:
+                        on_update(data)
+                elif mode == "values" and not namespace:
+                    final = data
     return final
 
 

@@ -7,6 +7,7 @@ Every run lives in ``<output_dir>/<run_id>/``: ``config.yaml`` (what was asked),
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import tempfile
@@ -136,24 +137,34 @@ def with_base_urls(cfg: RunConfig, urls: dict[str, str]) -> RunConfig:
 
 @contextlib.asynccontextmanager
 async def checkpointer(cfg: CheckpointConfig, run: RunDir) -> AsyncIterator[Any]:
-    """The LangGraph checkpointer a run's graph compiles with."""
+    """The LangGraph checkpointer a run's graph compiles with.
+
+    Each finished task's writes (an exam, a TP's teaching) are saved as soon as the task
+    finishes, so a crash loses only the tasks in flight; on exit every write has landed
+    before the connection closes, whatever ended the run.
+    """
     if cfg.backend == "none":
         yield None
     elif cfg.backend == "memory":
         from langgraph.checkpoint.memory import InMemorySaver
 
-        yield InMemorySaver()
+        async with _writes_at_once(InMemorySaver()) as saver:
+            yield saver
     elif cfg.backend == "sqlite":
         import aiosqlite
         from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
         # WAL and a long busy timeout: a write still in flight from a crashed step (or another
         # reader) makes the next writer wait instead of failing with "database is locked".
+        # synchronous=NORMAL: a commit survives the process being killed (not a power cut)
+        # without an fsync per finished task.
         conn = await aiosqlite.connect(str(run.checkpoints), timeout=60.0)
         try:
             await conn.execute("PRAGMA journal_mode=WAL")
             await conn.execute("PRAGMA busy_timeout=60000")
-            yield AsyncSqliteSaver(conn)
+            await conn.execute("PRAGMA synchronous=NORMAL")
+            async with _writes_at_once(AsyncSqliteSaver(conn)) as saver:
+                yield saver
         finally:
             await conn.close()
     else:
@@ -165,7 +176,39 @@ async def checkpointer(cfg: CheckpointConfig, run: RunDir) -> AsyncIterator[Any]
             raise ConfigError("the Postgres checkpointer needs: pip install 'lbt-agents[postgres]'") from None
         async with AsyncPostgresSaver.from_conn_string(cfg.url) as saver:
             await saver.setup()
-            yield saver
+            async with _writes_at_once(saver) as eager:
+                yield eager
+
+
+@contextlib.asynccontextmanager
+async def _writes_at_once(saver: Any) -> AsyncIterator[Any]:
+    """``saver`` with each task's writes started the moment LangGraph hands them over.
+
+    LangGraph submits a finished task's writes to the executor that runs the step's tasks,
+    behind the same ``max_concurrency`` semaphore (FIFO): in a step with more tasks than the
+    limit (thousands of exams) no write starts before nearly every task has, and a crash
+    loses them all.  Here the write starts at once; the executor only waits for it.  On exit
+    the writes still in flight are awaited, so the connection never closes under one.
+    """
+    put = saver.aput_writes
+    in_flight: set[asyncio.Future[None]] = set()
+
+    def aput_writes(config: Any, writes: Any, task_id: str, task_path: str = "") -> Any:
+        started = asyncio.ensure_future(put(config, writes, task_id, task_path))
+        in_flight.add(started)
+        started.add_done_callback(in_flight.discard)
+
+        async def saved() -> None:
+            await started
+
+        return saved()
+
+    saver.aput_writes = aput_writes
+    try:
+        yield saver
+    finally:
+        if in_flight:
+            await asyncio.wait(set(in_flight))
 
 
 def call_cache(cfg: RunConfig, run: RunDir) -> CallCache | None:
