@@ -300,6 +300,7 @@ def tp_result(
     candidates = [Candidate(p["index"], p["answer"], p["correct"], scores[p["id"]]["lbt"]) for p in pairs]
     greedy_cand = Candidate(-1, greedy["answer"], greedy["correct"]) if greedy else None
     selections = select_all([m for m in modes if m != "greedy" or greedy], candidates, equivalent, greedy=greedy_cand)
+    votes = {c.index: len(g) for g in group_answers(candidates, equivalent) for c in g}
     exams_by_pair: dict[str, list[ExamRecord]] = {}
     for exam in sorted(exams, key=lambda e: e["id"]):
         exams_by_pair.setdefault(exam["pair_id"], []).append(exam)
@@ -316,6 +317,7 @@ def tp_result(
                 "lbt": scores[pair["id"]]["lbt"],
                 "per_student": scores[pair["id"]]["per_student"],
                 "scored_as": scores[pair["id"]]["scored_as"],
+                "votes": votes.get(pair["index"], 0),
                 "exams": exams_by_pair.get(pair["id"], []),
             }
             for pair in sorted(pairs, key=lambda p: p["index"])

@@ -58,7 +58,20 @@ async def arun_m1(
     items = run.inputs["items"]
     summary = summarize(run.state, items, run.classroom.meter, run.cfg, wall_s=run.wall_s)
     write_outputs(RunDir(run.run_dir), run.state, summary)
+    if _all_failed(run.state):
+        from lbt_agents.errors import EndpointError
+
+        raise EndpointError(
+            f"every model call of run {run.cfg.run_id!r} failed: no teacher sample or exam gave an answer "
+            f"({summary['exams']} exams); are the endpoints serving chat models? see {run.run_dir / 'summary.md'}"
+        )
     return M1Result(run.run_dir, summary, run.state.get("results", {}))
+
+
+def _all_failed(state: dict[str, Any]) -> bool:
+    """Every teacher sample and exam came back with no answer (empty or garbage replies)."""
+    calls = [*state.get("pairs", {}).values(), *state.get("greedy", {}).values(), *state.get("exams", {}).values()]
+    return bool(calls) and all(c.get("answer") is None for c in calls)
 
 
 M1_GRAPH = "lbt_agents.graphs.m1_scoring:from_config"
@@ -154,15 +167,19 @@ def _dataset_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
             pair["per_student"] = [{"student": k, "score": v} for k, v in pair["per_student"].items()]
             for exam in pair["exams"]:
                 exam.setdefault("hidden_score", None)
+                exam.setdefault("detail", None)
         row["selections"] = [{"mode": k, **v} for k, v in row["selections"].items()]
         rows.append(row)
     return rows
 
 
 def write_outputs(run: RunDir, state: dict[str, Any], summary: dict[str, Any]) -> None:
+    from lbt_agents.tables import write_tables
+
     results = state.get("results", {})
     if results:
         save_dataset(_dataset_rows(results), run.path / "results")
+        write_tables(run.path, results, summary["run_id"] or run.run_id)
     write_atomic(run.path / "summary.json", json.dumps(summary, indent=2))
     write_atomic(run.path / "summary.md", summary_table(summary))
 

@@ -20,7 +20,7 @@ from typing import Any, AsyncIterator, Iterator, Sequence
 import yaml
 
 from lbt_agents.cache import CallCache
-from lbt_agents.config import EMBEDDED, CheckpointConfig, RunConfig, load_config
+from lbt_agents.config import EMBEDDED, CheckpointConfig, RunConfig, check_run_id, load_config
 from lbt_agents.errors import ConfigError
 
 CONFIG_FILE = "config.yaml"
@@ -65,17 +65,23 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 def prepare_run(cfg: RunConfig, *, resume: str | None = None, prefix: str = "run") -> tuple[RunConfig, RunDir]:
-    """Create a new run directory, or reopen ``resume`` with its saved config."""
+    """Create a new run directory, or reopen ``resume`` with its saved config.
+
+    A resumed run keeps its saved config: only overrides that do not change the work
+    (:data:`RESUME_MAY_CHANGE`) are taken from ``cfg``, anything else is refused."""
     if resume:
-        run = RunDir(cfg.output_dir / resume)
+        run = RunDir(cfg.output_dir / check_run_id(resume))
         if not run.config.is_file():
             raise ConfigError(f"no run {resume!r} to resume in {cfg.output_dir} (missing {run.config})")
-        if cfg.run_id != resume:  # not already loaded from the run (see resume_config)
-            cfg = load_config(run.config, model=type(cfg))
+        saved = load_config(run.config, model=type(cfg))
+        if cfg.run_id == resume:  # the caller's config for this run (see resume_config): same work only
+            check_resume_changes(saved, cfg)
+        else:
+            cfg = saved
         cfg = cfg.model_copy(update={"output_dir": run.path.parent, "run_id": resume})
         write_atomic(run.config, yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
         return cfg, run
-    run_id = cfg.run_id or new_run_id(prefix)
+    run_id = check_run_id(cfg.run_id or new_run_id(prefix))
     run = RunDir(cfg.output_dir / run_id)
     if run.checkpoints.exists():
         raise ConfigError(f"run {run_id!r} already exists in {cfg.output_dir}; resume it with --resume {run_id}")
@@ -85,12 +91,104 @@ def prepare_run(cfg: RunConfig, *, resume: str | None = None, prefix: str = "run
     return cfg, run
 
 
+@contextlib.contextmanager
+def open_run(cfg: RunConfig, *, resume: str | None = None, prefix: str = "run") -> Iterator[tuple[RunConfig, RunDir]]:
+    """:func:`prepare_run` under the run's lock (:func:`lock_run`), held until the block ends."""
+    run_id = check_run_id(resume or cfg.run_id or new_run_id(prefix))
+    if not resume:
+        cfg = cfg.model_copy(update={"run_id": run_id})
+    path = cfg.output_dir / run_id
+    if resume and not (path / CONFIG_FILE).is_file():
+        raise ConfigError(f"no run {resume!r} to resume in {cfg.output_dir} (missing {path / CONFIG_FILE})")
+    path.mkdir(parents=True, exist_ok=True)
+    with lock_run(path):
+        yield prepare_run(cfg, resume=resume, prefix=prefix)
+
+
+LOCK_FILE = ".lock"
+
+
+@contextlib.contextmanager
+def lock_run(path: Path) -> Iterator[None]:
+    """Hold ``<path>/.lock`` (an advisory ``flock``) while the block runs: a second process on
+    the same run directory gets a ConfigError naming the holder's pid.  The kernel drops the
+    lock when the holder exits, however it ends (kill -9 included)."""
+    import fcntl
+
+    lock = path / LOCK_FILE
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise ConfigError(f"cannot open the lock of run {path.name!r} ({lock}): {exc.strerror or exc}") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            raise ConfigError(
+                f"run {path.name!r} is in use by process {holder} (lock {lock}); wait for it to finish or stop it"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+RESUME_MAY_CHANGE = (
+    r"classroom\.(teacher|teachers\.\d+|students\.\d+)\.(base_url|api_key_env|timeout_s|max_retries)(\..+)?",
+    r"max_concurrency",
+    r"serve(\..+)?",
+    r"checkpoint\.url",
+    r"output_dir",
+)
+"""Config fields (dotted paths, as regular expressions) a resumed run may change: where and how
+the work is done (endpoints, timeouts, concurrency), never what the work is."""
+
+
+def check_resume_changes(saved: Any, cfg: Any) -> None:
+    """Refuse, with one line, a resumed config ``cfg`` that changes the work of ``saved``."""
+    import re
+
+    before, after = _flatten(saved.model_dump(mode="json")), _flatten(cfg.model_dump(mode="json"))
+    allowed = re.compile("|".join(f"(?:{p})" for p in RESUME_MAY_CHANGE))
+    for key in [*before, *(k for k in after if k not in before)]:
+        if key == "run_id" or allowed.fullmatch(key):
+            continue
+        if before.get(key, _MISSING) != after.get(key, _MISSING):
+            raise ConfigError(f"--resume cannot change {key} (it changes the work); start a new run instead")
+
+
+_MISSING = object()
+
+
+def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(data, dict) and data:
+        out: dict[str, Any] = {}
+        for k, v in data.items():
+            out.update(_flatten(v, f"{prefix}{k}."))
+        return out
+    if isinstance(data, list) and data:
+        out = {}
+        for i, v in enumerate(data):
+            out.update(_flatten(v, f"{prefix}{i}."))
+        return out
+    return {prefix[:-1]: data}
+
+
 def resume_config(output_dir: Path, run_id: str, overrides: Sequence[str] = (), model: type = RunConfig) -> Any:
-    """A stopped run's saved config with ``overrides`` applied (e.g. a new ``base_url``)."""
-    path = RunDir(output_dir / run_id).config
+    """A stopped run's saved config with ``overrides`` applied (e.g. a new ``base_url``); overrides
+    that change the work (anything but :data:`RESUME_MAY_CHANGE`) are refused."""
+    path = RunDir(output_dir / check_run_id(run_id)).config
     if not path.is_file():
         raise ConfigError(f"no run {run_id!r} to resume in {output_dir} (missing {path})")
+    saved = load_config(path, model=model)
     cfg = load_config(path, list(overrides), model=model)
+    check_resume_changes(saved, cfg)
     return cfg.model_copy(update={"run_id": run_id, "output_dir": output_dir})
 
 
@@ -217,15 +315,16 @@ def call_cache(cfg: RunConfig, run: RunDir) -> CallCache | None:
     return CallCache(cfg.cache.path or run.default_cache())
 
 
-def save_dataset(rows: Sequence[dict[str, Any]], path: Path) -> None:
-    """Save rows as an HF ``datasets`` dataset, atomically; a folder lbt did not write is never replaced."""
+def save_dataset(rows: Sequence[dict[str, Any]], path: Path, features: Any = None) -> None:
+    """Save rows as an HF ``datasets`` dataset (with ``features`` when given, so runs concatenate),
+    atomically; a folder lbt did not write is never replaced."""
     from datasets import Dataset
     from datasets.utils.logging import disable_progress_bar
 
     from lbt_agents.training._atomic import atomic_dir, saved_dataset_folder
 
     disable_progress_bar()  # the run's own progress display is enough
-    dataset = Dataset.from_list(list(rows))
+    dataset = Dataset.from_list(list(rows), features=features)
     with atomic_dir(path, kind="dataset", legacy=saved_dataset_folder) as tmp:
         dataset.save_to_disk(str(tmp))
 

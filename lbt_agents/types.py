@@ -123,6 +123,8 @@ class PairResult(PairRecord):
     lbt: float
     per_student: dict[str, float]
     scored_as: str | None
+    votes: int
+    """Pairs of the TP whose answer is equivalent to this one's (itself included; 0 without an answer)."""
     exams: list[ExamRecord]
 
 

@@ -1,0 +1,107 @@
+"""Flat tables of an M1 run: one row per TP (``tps/``), per TR-TA pair (``pairs/``), per exam (``exams/``).
+
+Each is saved with explicit ``datasets.Features``, so the tables of several runs
+(or shards of one) concatenate with ``datasets.concatenate_datasets``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from lbt_agents.types import TPResult
+
+MODES = ("greedy", "sc", "max", "sum", "avg")
+
+
+def _features() -> dict[str, Any]:
+    from datasets import Features, Value
+
+    text, f64, i64, flag = Value("string"), Value("float64"), Value("int64"), Value("bool")
+    tps = Features({
+        "run_id": text, "tp_id": text, "question": text, "gold": text, "note": text, "pairs": i64, "exams": i64,
+        **{f"{m}_{k}": t for m in MODES for k, t in (("answer", text), ("correct", flag), ("votes", i64))},
+    })
+    pairs = Features({
+        "run_id": text, "tp_id": text, "pair_id": text, "index": i64, "answer": text, "correct": flag, "score": f64,
+        "hidden_score": f64, "lbt": f64, "votes": i64, "chosen_by": [text], "scored_as": text, "exams_taken": i64,
+        "per_student": [{"student": text, "score": f64}], "truncated": flag, "prompt_tokens": i64,
+        "completion_tokens": i64, "text": text,
+    })
+    exams = Features({
+        "run_id": text, "tp_id": text, "pair_id": text, "exam_id": text, "student": text, "ep_id": text, "rep": i64,
+        "rung": i64, "answer": text, "correct": flag, "score": f64, "hidden_score": f64, "detail": text,
+        "truncated": flag, "prompt_tokens": i64, "completion_tokens": i64, "text": text,
+    })  # fmt: skip
+    return {"tps": tps, "pairs": pairs, "exams": exams}
+
+
+def tp_rows(results: Mapping[str, TPResult], run_id: str) -> list[dict[str, Any]]:
+    rows = []
+    for r in results.values():
+        row = {"run_id": run_id, "tp_id": r["tp_id"], "question": r["question"], "gold": str(r["gold"]),
+               "note": r["note"], "pairs": len(r["pairs"]), "exams": sum(len(p["exams"]) for p in r["pairs"])}
+        for mode in MODES:
+            sel = r["selections"].get(mode)
+            row[f"{mode}_answer"] = sel["answer"] if sel else None
+            row[f"{mode}_correct"] = sel["correct"] if sel else None
+            row[f"{mode}_votes"] = sel["votes"] if sel else None
+        rows.append(row)
+    return rows
+
+
+def pair_rows(results: Mapping[str, TPResult], run_id: str) -> list[dict[str, Any]]:
+    rows = []
+    for r in results.values():
+        chosen: dict[int, list[str]] = {}
+        for mode, sel in r["selections"].items():
+            if mode != "greedy" and sel["pair_index"] is not None:
+                chosen.setdefault(sel["pair_index"], []).append(mode)
+        for p in r["pairs"]:
+            rows.append({
+                "run_id": run_id, "tp_id": r["tp_id"], "pair_id": p["id"], "index": p["index"], "answer": p["answer"],
+                "correct": p["correct"], "score": p["score"], "hidden_score": p.get("hidden_score"), "lbt": p["lbt"],
+                "votes": p.get("votes", 0), "chosen_by": chosen.get(p["index"], []), "scored_as": p.get("scored_as"),
+                "exams_taken": len(p["exams"]),
+                "per_student": [{"student": s, "score": v} for s, v in p["per_student"].items()],
+                "truncated": p["truncated"], "prompt_tokens": p["prompt_tokens"],
+                "completion_tokens": p["completion_tokens"], "text": p["text"],
+            })  # fmt: skip
+    return rows
+
+
+def exam_rows(results: Mapping[str, TPResult], run_id: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "run_id": run_id, "tp_id": e["tp_id"], "pair_id": e["pair_id"], "exam_id": e["id"], "student": e["student"],
+            "ep_id": e["ep_id"], "rep": e["rep"], "rung": e["rung"], "answer": e["answer"], "correct": e["correct"],
+            "score": e["score"], "hidden_score": e.get("hidden_score"), "detail": e.get("detail"),
+            "truncated": e["truncated"], "prompt_tokens": e["prompt_tokens"],
+            "completion_tokens": e["completion_tokens"], "text": e["text"],
+        }  # fmt: skip
+        for r in results.values()
+        for p in r["pairs"]
+        for e in p["exams"]
+    ]
+
+
+def write_tables(run_dir: Path, results: Mapping[str, TPResult], run_id: str) -> dict[str, Path]:
+    """``tps/``, ``pairs/`` and ``exams/`` in ``run_dir`` (HF datasets with explicit features)."""
+    from lbt_agents.runs import save_dataset
+
+    features = _features()
+    out = {}
+    for name, rows in (("tps", tp_rows(results, run_id)), ("pairs", pair_rows(results, run_id)),
+                       ("exams", exam_rows(results, run_id))):
+        save_dataset(rows, run_dir / name, features=features[name])
+        out[name] = run_dir / name
+    return out
+
+
+def features(name: str) -> Any:
+    """The ``datasets.Features`` of table ``name`` (``tps``, ``pairs`` or ``exams``)."""
+    return _features()[name]
+
+
+__all__: Sequence[str] = ["MODES", "exam_rows", "features", "pair_rows", "tp_rows", "write_tables"]
