@@ -1,0 +1,99 @@
+"""Start, watch and kill ``_m1_child.py`` runs; read what their checkpoint holds."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+CHILD = Path(__file__).with_name("_m1_child.py")
+REPO = Path(__file__).resolve().parents[2]
+
+
+def start(out: Path, *args: str) -> subprocess.Popen[bytes]:
+    out.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.Popen([sys.executable, str(CHILD), str(out), *args], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def finish(proc: subprocess.Popen[bytes], timeout: float = 120) -> None:
+    """Wait for a run that should end by itself; its output in the error if it fails."""
+    try:
+        output, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill(proc)
+        raise AssertionError(f"the run did not finish in {timeout} s") from None
+    assert proc.returncode == 0, output.decode(errors="replace")[-3000:]
+
+
+def kill(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+
+
+def events(out: Path, event: str, who: str | None = None) -> list[str]:
+    """The keys of the requests logged with ``event`` (``asked``/``answered``), by ``who`` or students."""
+    path = out / "requests.log"
+    if not path.exists():
+        return []
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.endswith("}")]
+    return [r["key"] for r in rows if r["event"] == event
+            and (r["who"] == who if who is not None else r["who"] != "teacher")]
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, proc: subprocess.Popen[bytes]) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        if proc.poll() is not None:
+            return condition()
+        time.sleep(0.02)
+    return False
+
+
+def saved(out: Path, channel: str) -> dict[str, Any]:
+    """What a resume of the run gets back for a merged channel (``exams``, ``pairs``): the latest
+    checkpoint's value and its finished tasks' pending writes."""
+    db = out / "t" / "checkpoints.sqlite"
+    if not db.exists():
+        return {}
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    conn = sqlite3.connect(str(db), timeout=30)
+    try:
+        saver = SqliteSaver(conn)
+        saver.is_setup = True  # read only: never create tables under a running writer
+        try:
+            found = saver.get_tuple({"configurable": {"thread_id": "t", "checkpoint_ns": ""}})
+        except sqlite3.OperationalError:  # the child has not created the tables yet
+            return {}
+    finally:
+        conn.close()
+    if found is None:
+        return {}
+    values = dict(found.checkpoint["channel_values"].get(channel) or {})
+    for _task, name, value in found.pending_writes or []:
+        if name == channel and isinstance(value, dict):
+            values.update(value)
+    return values
+
+
+def saved_exam_keys(out: Path) -> set[str]:
+    """The request keys of the exams the checkpoint holds (a student reply starts with ``[key]``)."""
+    keys = set()
+    for record in saved(out, "exams").values():
+        found = re.match(r"\[(\w+)\]", record["text"])
+        assert found, record
+        keys.add(found.group(1))
+    return keys
