@@ -7,6 +7,7 @@ A run is a :class:`RunConfig`.  Load it with :func:`load_config` (YAML plus
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -231,10 +232,20 @@ class SandboxConfig(_Model):
     )
 
 
+_RUN_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
+
+
+def check_run_id(run_id: str) -> str:
+    """``run_id`` if it is a plain name (a folder under ``output_dir``, never a path); else ConfigError."""
+    if not isinstance(run_id, str) or not _RUN_ID.fullmatch(run_id) or ".." in run_id:
+        raise ConfigError(f"run id {run_id!r} must be a name (letters, digits, - _ .)")
+    return run_id
+
+
 class RunConfig(_Model):
     """Everything one run needs; YAML files, CLI flags and Python all build this."""
 
-    run_id: str | None = Field(None, description="Run name; default: a timestamp.")
+    run_id: str | None = Field(None, description="Run name (letters, digits, - _ .); default: a timestamp.")
     output_dir: Path = Field(Path("runs"), description="Runs are written to <output_dir>/<run_id>/.")
     classroom: ClassroomConfig = Field(default_factory=ClassroomConfig)
     task: TaskConfig = Field(default_factory=TaskConfig)
@@ -247,6 +258,11 @@ class RunConfig(_Model):
     grading: GradingConfig = Field(default_factory=GradingConfig)
     sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
     max_concurrency: int = Field(64, ge=1, description="Most model requests in flight at once.")
+
+    @field_validator("run_id")
+    @classmethod
+    def _run_id_is_a_name(cls, run_id: str | None) -> str | None:
+        return None if run_id is None else check_run_id(run_id)
 
     def run_dir(self) -> Path:
         if self.run_id is None:

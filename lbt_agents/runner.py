@@ -29,7 +29,7 @@ from lbt_agents.agents import Examiner
 from lbt_agents.classroom import Classroom
 from lbt_agents.config import RunConfig
 from lbt_agents.errors import ConfigError
-from lbt_agents.runs import Stopwatch, call_cache, checkpointer, embedded_endpoints, prepare_run, write_atomic
+from lbt_agents.runs import Stopwatch, call_cache, checkpointer, embedded_endpoints, open_run, write_atomic
 
 Builder = Callable[[RunConfig], Any]
 Inputs = Callable[[RunConfig], dict[str, Any]]
@@ -113,39 +113,40 @@ async def arun_graph(
     load = inputs or getattr(module, "inputs", None) or default_inputs
     clock = Stopwatch()
     set_default_isolation(cfg.sandbox.isolation)  # a code task checks its sandbox when it loads
-    if resume is None:
-        data = load(cfg)  # bad data or sizes fail before anything is written
-        cfg, run = prepare_run(cfg, prefix=prefix)
-    else:
-        cfg, run = prepare_run(cfg, resume=resume, prefix=prefix)
-        data = load(cfg)
-    graph = build(cfg)
-    tracker = progress(cfg, data) if progress is not None else None
-    with embedded_endpoints(cfg, run.logs) if not models else contextlib.nullcontext(cfg) as live:
-        if not models:
-            from lbt_agents.llm import check_endpoints
+    with contextlib.ExitStack() as held:  # the run's lock (runs.lock_run): one process per run directory
+        if resume is None:
+            data = load(cfg)  # bad data or sizes fail before anything is written
+            cfg, run = held.enter_context(open_run(cfg, prefix=prefix))
+        else:
+            cfg, run = held.enter_context(open_run(cfg, resume=resume, prefix=prefix))
+            data = load(cfg)
+        graph = build(cfg)
+        tracker = progress(cfg, data) if progress is not None else None
+        with embedded_endpoints(cfg, run.logs) if not models else contextlib.nullcontext(cfg) as live:
+            if not models:
+                from lbt_agents.llm import check_endpoints
 
-            await check_endpoints(live.classroom.agents())
-        cache = call_cache(live, run)
-        try:
-            classroom = Classroom.from_config(
-                live.classroom, task=live.task.name, models=models, cache=cache, max_concurrency=live.max_concurrency,
-                examiner=examiner_for(live),
-            )
-            async with checkpointer(live.checkpoint, run) as saver:
-                runnable = graph.copy(update={"checkpointer": saver}) if saver is not None else graph
-                config = {"configurable": {"thread_id": run.run_id}, "max_concurrency": live.max_concurrency,
-                          "recursion_limit": recursion_limit}
-                started = saver is not None and bool((await runnable.aget_state(config)).values)
-                hook = (lambda update: on_update(update, run.path)) if on_update is not None else None
-                final = await _drive(runnable, None if (resume and started) else data, config, classroom,
-                                     tracker, hook)
-                if saver is not None:
-                    final = (await runnable.aget_state(config)).values
-                await classroom.aclose()
-        finally:
-            if cache is not None:
-                cache.close()
+                await check_endpoints(live.classroom.agents())
+            cache = call_cache(live, run)
+            try:
+                classroom = Classroom.from_config(
+                    live.classroom, task=live.task.name, models=models, cache=cache, max_concurrency=live.max_concurrency,
+                    examiner=examiner_for(live),
+                )
+                async with checkpointer(live.checkpoint, run) as saver:
+                    runnable = graph.copy(update={"checkpointer": saver}) if saver is not None else graph
+                    config = {"configurable": {"thread_id": run.run_id}, "max_concurrency": live.max_concurrency,
+                              "recursion_limit": recursion_limit}
+                    started = saver is not None and bool((await runnable.aget_state(config)).values)
+                    hook = (lambda update: on_update(update, run.path)) if on_update is not None else None
+                    final = await _drive(runnable, None if (resume and started) else data, config, classroom,
+                                         tracker, hook)
+                    if saver is not None:
+                        final = (await runnable.aget_state(config)).values
+                    await classroom.aclose()
+            finally:
+                if cache is not None:
+                    cache.close()
     return GraphRun(run.path, cfg, graph, dict(final), classroom, data, clock.seconds)
 
 

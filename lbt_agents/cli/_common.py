@@ -7,7 +7,8 @@ from typing import Any, Callable
 
 import click
 
-from lbt_agents.config import load_config
+from lbt_agents.config import check_run_id, load_config
+from lbt_agents.errors import ConfigError
 
 
 def run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -42,14 +43,11 @@ def build_config(
     resume: str | None = None,
 ) -> Any:
     """The run config: YAML file, then flags, then --set overrides.  With
-    ``resume``, the stopped run's saved config with the --set overrides (so a
-    run can continue against another server: --set classroom.teacher.base_url=...)."""
-    if resume:
-        from lbt_agents.runs import resume_config
-
-        if output_dir is None:
-            output_dir = load_config(config_path, list(overrides), model=model).output_dir if config_path else Path("runs")
-        return resume_config(output_dir, resume, overrides, model=model)
+    ``resume``, the stopped run's saved config with the flags and --set overrides that
+    do not change its work (so a run can continue against another server:
+    --set classroom.teacher.base_url=...); the others are refused with one line."""
+    if run_id is not None:
+        check_run_id(run_id)
     flags = []
     if task:
         flags.append(f"task.name={task}")
@@ -57,6 +55,16 @@ def build_config(
         flags.append(f"task.limit={limit}")
     if data_dir is not None:
         flags.append(f"task.data_dir={data_dir}")
+    if resume:
+        from lbt_agents.runs import resume_config
+
+        check_run_id(resume)
+        if run_id is not None and run_id != resume:
+            raise ConfigError(f"--run-id {run_id} and --resume {resume} name different runs; give one of them")
+        if output_dir is None:
+            output_dir = load_config(config_path, list(overrides), model=model).output_dir if config_path else Path("runs")
+        # the flags are overrides too: a resumed run refuses the ones that change its work
+        return resume_config(output_dir, resume, [*flags, *overrides], model=model)
     if output_dir is not None:
         flags.append(f"output_dir={output_dir}")
     if run_id:

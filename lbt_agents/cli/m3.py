@@ -7,12 +7,12 @@ import click
 from lbt_agents.cli._common import build_config, run_options
 
 
-def _config(config_path, overrides, task, limit, data_dir, output_dir, run_id):  # type: ignore[no-untyped-def]
+def _config(config_path, overrides, task, limit, data_dir, output_dir, run_id, resume):  # type: ignore[no-untyped-def]
     from lbt_agents.config import RunConfig
 
     return build_config(
         RunConfig, config_path, overrides, task=task, limit=limit, data_dir=data_dir, output_dir=output_dir,
-        run_id=run_id,
+        run_id=run_id, resume=resume,
     )
 
 
@@ -29,7 +29,7 @@ def m3(config_path, overrides, task, limit, data_dir, output_dir, run_id, resume
 
     from lbt_agents.m3 import run_m3, summary_markdown
 
-    cfg = _config(config_path, overrides, task, limit, data_dir, output_dir, run_id)
+    cfg = _config(config_path, overrides, task, limit, data_dir, output_dir, run_id, resume)
     err = Console(stderr=True)
     total = cfg.m3.rounds
 
@@ -60,7 +60,7 @@ def classroom(config_path, overrides, task, limit, data_dir, output_dir, run_id,
     from lbt_agents.m3 import rows_table, run_classroom, summary_markdown
     from lbt_agents.classroom import describe, who_teaches_whom
 
-    cfg = _config(config_path, overrides, task, limit, data_dir, output_dir, run_id)
+    cfg = _config(config_path, overrides, task, limit, data_dir, output_dir, run_id, resume)
     out = Console()
     if not out.is_terminal:
         out = Console(width=200)  # logs and pipes: whole tables, not 80 columns
