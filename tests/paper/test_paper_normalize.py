@@ -41,6 +41,9 @@ NORMALISED = [
     ("3 feet", "3"),
     ("\\text{Monday}", "Monday"),
     ("5.$", "5"),
+    ("\\leq 3", "<q3"),  # \le -> < even inside \leq
+    ("shift", "shi"),  # the "ft" unit
+    ("x = a + 1", "x=+1"),  # "a " dropped anywhere
     ("", ""),
 ]
 
