@@ -28,19 +28,26 @@ from lbt_agents.paper._prompts import (
     student_messages,
     teacher_messages,
 )
-from lbt_agents.paper._select import AnswerGroup, PaperSelection, Pair, group_pairs, select, select_all
+from lbt_agents.paper._select import (
+    AnswerGroup,
+    Pair,
+    PaperSelection,
+    group_pairs,
+    select,
+    select_all,
+)
 from lbt_agents.paper._settings import PAPER_SAMPLING
 
 __all__ = [
-    "AnswerGroup",
     "CONTINUE_FINAL_MESSAGE",
-    "Demo",
     "FINAL_ANSWER_MARKER",
+    "PAPER_SAMPLING",
+    "AnswerGroup",
+    "Demo",
     "Graded",
     "Message",
-    "PAPER_SAMPLING",
-    "PaperSelection",
     "Pair",
+    "PaperSelection",
     "Shot",
     "answer_line",
     "demo_of",

@@ -8,9 +8,10 @@ prefill; the endpoint must *continue* it (vLLM: ``continue_final_message``).
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Mapping
+from typing import Any
 
 from lbt_agents.errors import ConfigError
 from lbt_agents.paper._extract import FINAL_ANSWER_MARKER, extract_answer
@@ -18,7 +19,10 @@ from lbt_agents.prompts import load_prompt, render
 
 Message = dict[str, str]
 
-CONTINUE_FINAL_MESSAGE: Mapping[str, bool] = {"continue_final_message": True, "add_generation_prompt": False}
+CONTINUE_FINAL_MESSAGE: Mapping[str, bool] = {
+    "continue_final_message": True,
+    "add_generation_prompt": False,
+}
 """Request-body fields that make a vLLM chat endpoint continue the prefilled assistant turn."""
 
 _KEYS = ("system", "instruction", "demo", "demo_separator", "exam", "prefill", "shots")

@@ -10,9 +10,9 @@ integer and AVG a ``Fraction``, so ties are exact, never float noise.
 from __future__ import annotations
 
 import numbers
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Iterable, Sequence
 
 from lbt_agents.errors import ConfigError, DataError
 
@@ -42,7 +42,12 @@ class AnswerGroup:
         return Fraction(self.total) / self.votes
 
     def value(self, mode: str) -> int | Fraction:
-        return {"sc": self.votes, "max": self.best, "sum": self.total, "avg": self.mean}[mode]
+        return {
+            "sc": self.votes,
+            "max": self.best,
+            "sum": self.total,
+            "avg": self.mean,
+        }[mode]
 
 
 @dataclass(frozen=True)
@@ -98,7 +103,10 @@ def select(mode: str, candidates: Sequence[Pair]) -> PaperSelection:
         raise DataError("no TR-TA pairs to select an answer from")
     winner = groups[0]
     for group in groups[1:]:
-        if (group.value(canonical), group.votes) >= (winner.value(canonical), winner.votes):
+        if (group.value(canonical), group.votes) >= (
+            winner.value(canonical),
+            winner.votes,
+        ):
             winner = group
     return PaperSelection(mode, winner.answer, winner.first_index, winner.votes, winner.value(canonical))
 

@@ -8,7 +8,13 @@ this repo) on the same inputs.
 
 import pytest
 
-from lbt_agents.paper import answer_line, extract_answer, gold_answer, grade, grade_reply
+from lbt_agents.paper import (
+    answer_line,
+    extract_answer,
+    gold_answer,
+    grade,
+    grade_reply,
+)
 
 HALLUCINATED = "x\n[[Final Answer]]:\n$5$\n\n[[Question]]:\nq\n\n[[Final Answer]]:\n$7$\n"
 
@@ -21,9 +27,18 @@ def test_first_marker_wins_over_a_hallucinated_continuation():
 @pytest.mark.parametrize(
     ("reply", "answer"),
     [
-        ("so the answer is 12", "sotheansweris12"),  # no marker: the normalised last line
-        ("[[Final Answer]]: 12", "[[FinalAnswer]]:12"),  # marker on the answer's line is no marker
-        ("[[Final Answer]]:\n$12$", "12"),  # no newline after the line: falls back to the last line
+        (
+            "so the answer is 12",
+            "sotheansweris12",
+        ),  # no marker: the normalised last line
+        (
+            "[[Final Answer]]: 12",
+            "[[FinalAnswer]]:12",
+        ),  # marker on the answer's line is no marker
+        (
+            "[[Final Answer]]:\n$12$",
+            "12",
+        ),  # no newline after the line: falls back to the last line
         ("[[Final Answer]]:\n10 \\text{ cm}\n", "10"),
         ("[[Final Answer]]:\n$\\boxed{6}$\n", "6"),
         ("", ""),  # an empty reply still answers (with "")
@@ -37,13 +52,23 @@ def test_extract(reply, answer):
 @pytest.mark.parametrize(
     ("gold", "reply", "answer", "correct"),
     [
-        ("\\frac{1}{2}", "[[Final Answer]]:\n$0.5$\n", "0.5", True),  # graded equal, grouped apart
+        (
+            "\\frac{1}{2}",
+            "[[Final Answer]]:\n$0.5$\n",
+            "0.5",
+            True,
+        ),  # graded equal, grouped apart
         ("6", "[[Final Answer]]:\n$6.0$\n", "6.0", False),
         ("5", HALLUCINATED, "5", True),
         ("7", HALLUCINATED, "5", False),
         ("12", "so the answer is 12", "sotheansweris12", False),
         ("\\text{(B)}", "[[Final Answer]]:\n(B)\n", "(B)", True),
-        ("3.", "[[Final Answer]]:\n$3$\n", "3", True),  # the gold is wrapped as $3.$: ".$" -> "$"
+        (
+            "3.",
+            "[[Final Answer]]:\n$3$\n",
+            "3",
+            True,
+        ),  # the gold is wrapped as $3.$: ".$" -> "$"
     ],
 )
 def test_grade_reply(gold, reply, answer, correct):

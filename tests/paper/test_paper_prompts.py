@@ -69,12 +69,28 @@ def test_shots_are_the_four_minerva_problems():
 
 
 def test_prefill_is_continued_not_answered():
-    assert CONTINUE_FINAL_MESSAGE == {"continue_final_message": True, "add_generation_prompt": False}
+    assert CONTINUE_FINAL_MESSAGE == {
+        "continue_final_message": True,
+        "add_generation_prompt": False,
+    }
 
 
 def test_sampling_settings_are_the_official_ones_and_frozen():
-    teacher, student = PAPER_SAMPLING["math"]["teacher"], PAPER_SAMPLING["math"]["student"]
-    assert (teacher["pairs"], teacher["temperature"], teacher["top_k"], teacher["top_p"]) == (256, 0.7, 20, 1.0)
-    assert (student["temperature"], student["top_k"], student["exam_problems"], student["repetitions"]) == (0.7, 20, 3, 3)
+    teacher, student = (
+        PAPER_SAMPLING["math"]["teacher"],
+        PAPER_SAMPLING["math"]["student"],
+    )
+    assert (
+        teacher["pairs"],
+        teacher["temperature"],
+        teacher["top_k"],
+        teacher["top_p"],
+    ) == (256, 0.7, 20, 1.0)
+    assert (
+        student["temperature"],
+        student["top_k"],
+        student["exam_problems"],
+        student["repetitions"],
+    ) == (0.7, 20, 3, 3)
     with pytest.raises(TypeError):
         PAPER_SAMPLING["math"]["teacher"]["pairs"] = 64  # type: ignore[index]

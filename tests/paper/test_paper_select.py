@@ -35,7 +35,13 @@ def test_sum_ties_are_exact_and_decided_by_votes():
     # counts: a sums 9 + 9, b sums 9 + 6 + 3: equal, b has more votes
     assert select("sum", pairs(("a", 9), ("a", 9), ("b", 9), ("b", 6), ("b", 3))).answer == "b"
     # exact rationals where floats would not tie: 1 + 1 == 1 + 2/3 + 1/3 (in floats 2.0 > 1.9999999999999998)
-    fractions = [Pair("a", 1), Pair("a", 1), Pair("b", 1), Pair("b", Fraction(2, 3)), Pair("b", Fraction(1, 3))]
+    fractions = [
+        Pair("a", 1),
+        Pair("a", 1),
+        Pair("b", 1),
+        Pair("b", Fraction(2, 3)),
+        Pair("b", Fraction(1, 3)),
+    ]
     assert 1.0 + 1.0 != 1.0 + 2 / 3 + 1 / 3
     assert select("sum", fractions).answer == "b"
 
@@ -49,12 +55,22 @@ def test_avg_is_an_exact_fraction():
 def test_modes_rank_by_their_own_value():
     cands = pairs(("a", 0), ("a", 0), ("a", 1), ("b", 5), ("c", 3), ("c", 3))
     chosen = select_all(["sc", "max", "sum", "avg"], cands)
-    assert {m: s.answer for m, s in chosen.items()} == {"sc": "a", "max": "b", "sum": "c", "avg": "b"}
+    assert {m: s.answer for m, s in chosen.items()} == {
+        "sc": "a",
+        "max": "b",
+        "sum": "c",
+        "avg": "b",
+    }
     assert chosen["sum"].value == 6 and chosen["sc"].value == 3
 
 
 def test_pairs_without_a_marker_vote_with_their_last_line():
-    texts = ["blah\n[[Final Answer]]:\n$4$\n", "I think it is\n4", "no idea\n4", "[[Final Answer]]:\n$\\frac{1}{2}$\n"]
+    texts = [
+        "blah\n[[Final Answer]]:\n$4$\n",
+        "I think it is\n4",
+        "no idea\n4",
+        "[[Final Answer]]:\n$\\frac{1}{2}$\n",
+    ]
     cands = [Pair(extract_answer(t), 0) for t in texts]
     assert [c.answer for c in cands] == ["4", "4", "4", "\\frac{1}{2}"]
     assert select("sc", cands).votes == 3
@@ -63,7 +79,10 @@ def test_pairs_without_a_marker_vote_with_their_last_line():
 def test_equivalent_spellings_are_separate_groups():
     cands = pairs(("0.5", 1), ("\\frac{1}{2}", 1), ("\\frac{1}{2}", 0))
     groups = group_pairs(cands)
-    assert [(g.answer, g.votes, g.total) for g in groups] == [("0.5", 1, 1), ("\\frac{1}{2}", 2, 1)]
+    assert [(g.answer, g.votes, g.total) for g in groups] == [
+        ("0.5", 1, 1),
+        ("\\frac{1}{2}", 2, 1),
+    ]
     assert select("sc", cands).answer == "\\frac{1}{2}"
     assert select("avg", cands).answer == "0.5"
 
