@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import sys
 import time
 import weakref
 from dataclasses import asdict, dataclass, field
@@ -42,7 +43,7 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait
 
 from lbt_agents.cache import CallCache, cache_key
 from lbt_agents.config import EMBEDDED, AgentConfig, Sampling
-from lbt_agents.errors import ConfigError, EndpointError
+from lbt_agents.errors import ConfigError, EndpointError, LbtError
 
 Message = dict[str, str]
 """A chat message: ``{"role": "system"|"user"|"assistant", "content": ...}``."""
@@ -144,6 +145,41 @@ def _transient(exc: BaseException) -> bool:
     if isinstance(exc, openai.APIStatusError):
         return exc.status_code in (408, 409, 429) or exc.status_code >= 500
     return isinstance(exc, (httpx.TransportError, asyncio.TimeoutError, ConnectionError))
+
+
+def _bad_body(exc: BaseException) -> bool:
+    """A reply the client could not read as a chat completion (garbage, empty or the wrong shape)."""
+    import openai
+
+    if isinstance(exc, LbtError):
+        return False
+    if isinstance(exc, (ValueError, openai.APIResponseValidationError)):
+        return True
+    if isinstance(exc, (TypeError, KeyError, AttributeError, IndexError)):  # a reply of the wrong shape...
+        tb = exc.__traceback__
+        while tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        where = tb.tb_frame.f_code.co_filename if tb is not None else ""
+        return any(f"{sep}{pkg}{sep}" in where for pkg in ("langchain_openai", "openai") for sep in "/\\")  # ...read there
+    return False
+
+
+def _root_cause(exc: BaseException | None) -> BaseException | None:
+    """The transport error under a client's wrapper (openai's APIConnectionError wraps httpx's ConnectError)."""
+    import httpx
+
+    seen, visited = exc, set()
+    while seen is not None and id(seen) not in visited:
+        if isinstance(seen, httpx.HTTPError):
+            return seen
+        visited.add(id(seen))
+        seen = seen.__cause__ or seen.__context__
+    return exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc)
+    return text.splitlines()[0][:200] if text else ""
 
 
 def openai_chat_models(cfg: AgentConfig, http_async_client: Any = None) -> list[BaseChatModel]:
@@ -333,6 +369,7 @@ class ChatAgent:
                 stop=stop_after_attempt(self.cfg.max_retries + 1),
                 wait=wait_exponential_jitter(initial=1, max=30),
                 retry=retry_if_exception(_transient),
+                before_sleep=self._say_retrying,
                 reraise=True,
             ):
                 with attempt:
@@ -348,8 +385,33 @@ class ChatAgent:
                     f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
                     "finished work is saved, resume the run when the server is back"
                 ) from exc
+            if self._given is None and _bad_body(exc):  # our OpenAI clients could not read the reply
+                where = getattr(model, "openai_api_base", None) or type(model).__name__
+                raise EndpointError(
+                    f"agent {self.name!r}: endpoint {where} answered with something that is not a chat completion "
+                    f"({type(exc).__name__}: {_first_line(exc)}); is it an OpenAI-compatible server for "
+                    f"model {self.cfg.model!r}?"
+                ) from exc
             raise
         raise AssertionError("unreachable: tenacity returns or raises")
+
+    RETRY_NOTICE_EVERY_S = 10.0
+    """At most one ``retrying:`` line per agent in this many seconds."""
+
+    def _say_retrying(self, state: Any) -> None:
+        """tenacity's before_sleep: one stderr line (at most every 10 s per agent) while requests are retried."""
+        now = time.monotonic()
+        if now - getattr(self, "_retry_said_at", -float("inf")) < self.RETRY_NOTICE_EVERY_S:
+            return
+        self._retry_said_at = now
+        exc = state.outcome.exception() if state.outcome is not None else None
+        cause = _root_cause(exc)
+        urls = ", ".join(self.cfg.base_urls) if self._given is None else type(self.models[0]).__name__
+        print(
+            f"retrying: agent {self.name!r} endpoint {urls} ({type(cause).__name__}), "
+            f"attempt {state.attempt_number + 1}/{self.cfg.max_retries + 1}",
+            file=sys.stderr, flush=True,
+        )
 
 
 def _reply(message: BaseMessage) -> Reply:

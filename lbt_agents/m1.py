@@ -57,14 +57,16 @@ async def arun_m1(
     )
     items = run.inputs["items"]
     summary = summarize(run.state, items, run.classroom.meter, run.cfg, wall_s=run.wall_s)
-    write_outputs(RunDir(run.run_dir), run.state, summary)
-    if _all_failed(run.state):
+    if _all_failed(run.state):  # the summary says what happened; results of nothing are not written
         from lbt_agents.errors import EndpointError
 
+        write_atomic(run.run_dir / "summary.json", json.dumps(summary, indent=2))
+        write_atomic(run.run_dir / "summary.md", summary_table(summary))
         raise EndpointError(
             f"every model call of run {run.cfg.run_id!r} failed: no teacher sample or exam gave an answer "
             f"({summary['exams']} exams); are the endpoints serving chat models? see {run.run_dir / 'summary.md'}"
         )
+    write_outputs(RunDir(run.run_dir), run.state, summary)
     return M1Result(run.run_dir, summary, run.state.get("results", {}))
 
 
