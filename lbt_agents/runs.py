@@ -3,6 +3,8 @@
 Every run lives in ``<output_dir>/<run_id>/``: ``config.yaml`` (what was asked),
 ``checkpoints.sqlite`` (LangGraph checkpoints: finished work survives a crash),
 ``cache.sqlite`` (model calls), ``logs/`` and, at the end, the results.
+``run_id`` is a name, never a path; ``.lock`` is held by the one process running
+the run (:func:`lock_run`); a resumed run keeps its work (:data:`RESUME_MAY_CHANGE`).
 """
 
 from __future__ import annotations
