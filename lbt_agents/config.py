@@ -330,7 +330,8 @@ def validate(model: type[BaseModel], data: dict[str, Any], source: str = "config
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"]) or "(top level)"
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise ConfigError(f"{source}: {where}: {err['msg']}{more}") from None
+        message = str(err["msg"]).removeprefix("Value error, ")
+        raise ConfigError(f"{source}: {where}: {message}{more}") from None
 
 
 def load_config(

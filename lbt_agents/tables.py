@@ -87,13 +87,16 @@ def exam_rows(results: Mapping[str, TPResult], run_id: str) -> list[dict[str, An
 
 
 def write_tables(run_dir: Path, results: Mapping[str, TPResult], run_id: str) -> dict[str, Path]:
-    """``tps/``, ``pairs/`` and ``exams/`` in ``run_dir`` (HF datasets with explicit features)."""
+    """``tps/``, ``pairs/`` and ``exams/`` in ``run_dir`` (HF datasets with explicit features); a table
+    without rows (e.g. no exam was needed) is not written (``datasets`` cannot store an empty one)."""
     from lbt_agents.runs import save_dataset
 
     features = _features()
     out = {}
     for name, rows in (("tps", tp_rows(results, run_id)), ("pairs", pair_rows(results, run_id)),
                        ("exams", exam_rows(results, run_id))):
+        if not rows:
+            continue
         save_dataset(rows, run_dir / name, features=features[name])
         out[name] = run_dir / name
     return out

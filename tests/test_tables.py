@@ -39,3 +39,13 @@ async def test_two_runs_tables_concatenate(tmp_path: Path, monkeypatch: pytest.M
     assert {t["tp_id"]: (t["sc_correct"], t["max_correct"]) for t in tps} == {"tp1": (False, True), "tp2": (False, True)}
     stand_ins = [p for p in load_from_disk(str(adaptive.run_dir / "pairs")).to_list() if p["scored_as"]]
     assert stand_ins and all(p["exams_taken"] == 0 for p in stand_ins)
+
+
+def test_a_run_without_exams_still_writes_empty_tables(tmp_path: Path) -> None:
+    from lbt_agents.tables import write_tables
+
+    result = {"tp_id": "t", "question": "q", "gold": "1", "ep_ids": [], "note": "unanimous", "greedy": None,
+              "pairs": [], "selections": {}}
+    paths = write_tables(tmp_path, {"t": result}, "r")
+    assert set(paths) == {"tps"} and not (tmp_path / "exams").exists()
+    assert len(load_from_disk(str(paths["tps"]))) == 1
