@@ -144,6 +144,8 @@ def _transient(exc: BaseException) -> bool:
         return True
     if isinstance(exc, openai.APIStatusError):
         return exc.status_code in (408, 409, 429) or exc.status_code >= 500
+    if isinstance(exc, openai.APIError):
+        return True  # the server reported an error mid-stream (e.g. vLLM's engine stopping): its fault, not ours
     return isinstance(exc, (httpx.TransportError, asyncio.TimeoutError, ConnectionError))
 
 

@@ -222,3 +222,15 @@ async def test_an_m1_run_with_a_bomb_answer_finishes_and_grades_it_wrong_with_th
     bombs = [e for e in exams if e["ep_id"] == "tp1/ep1"]
     assert len(exams) == 12 and len(bombs) == 4
     assert all(not e["correct"] and "timed out" in e.get("detail", "") for e in bombs)
+
+
+def test_a_server_error_mid_stream_is_retried_like_a_5xx() -> None:
+    import httpx
+    import openai
+
+    from lbt_agents.llm import _transient
+
+    request = httpx.Request("POST", "http://127.0.0.1:9/v1/chat/completions")
+    assert _transient(openai.APIError("EngineCore encountered an issue.", request, body=None))
+    bad = openai.BadRequestError("too long", response=httpx.Response(400, request=request), body=None)
+    assert not _transient(bad)
