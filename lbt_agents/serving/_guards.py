@@ -1,12 +1,18 @@
-"""Checks run before pulling or serving: a broken torchvision, too little memory, a busy port."""
+"""Checks run before pulling or serving (a broken torchvision, too little memory, a busy port), and the
+guards that make a server die with the process that started it."""
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import importlib.util
+import os
+import signal
 import socket
 import subprocess
 import sys
+import threading
+from collections.abc import Callable
 
 import psutil
 
@@ -50,3 +56,53 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
+
+
+def die_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that has the kernel SIGKILL the child when this process's main thread dies.
+
+    Linux only, and only when called from the main thread: the parent-death signal fires when the
+    *thread* that forked the child ends, so a server started from a short-lived thread would die with
+    it.  :func:`watch_parent` covers every other case.
+    """
+    if not sys.platform.startswith("linux") or threading.current_thread() is not threading.main_thread():
+        return None
+    libc = ctypes.CDLL(None, use_errno=True)
+    parent = os.getpid()
+
+    def _set() -> None:
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the parent died before the signal was armed
+            os._exit(1)
+
+    return _set
+
+
+_WATCHER = """
+import os, signal, sys, time
+parent, group = int(sys.argv[1]), int(sys.argv[2])
+while True:
+    if os.getppid() != parent:
+        try:
+            os.killpg(group, signal.SIGKILL)
+        except OSError:
+            pass
+        break
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        break
+    except PermissionError:
+        pass
+    time.sleep(0.2)
+"""
+
+
+def watch_parent(group: int) -> subprocess.Popen[bytes]:
+    """A watcher process that SIGKILLs the process group ``group`` within a fraction of a second of this
+    process ending, however it ends (kill -9 included), from whichever thread it was started; it exits
+    by itself once the group is gone.  It runs in a session of its own, so Ctrl-C does not reach it."""
+    return subprocess.Popen(
+        [sys.executable, "-I", "-S", "-c", _WATCHER, str(os.getpid()), str(group)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip

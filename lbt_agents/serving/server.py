@@ -1,15 +1,17 @@
-"""One vLLM OpenAI-compatible server for one model, on loopback, as its own process group."""
+"""One vLLM OpenAI-compatible server for one model, on loopback, as its own process group.
+
+The group dies with the process that started it, whichever way that ends: a parent-death signal
+(started from the main thread) and a watcher process (always) SIGKILL it.
+"""
 
 from __future__ import annotations
 
 import atexit
-import ctypes
 import importlib.metadata
 import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,7 +21,14 @@ import httpx
 import psutil
 
 from lbt_agents.errors import ServeError
-from lbt_agents.serving._guards import check_memory, check_port_free, check_torch_stack, free_port
+from lbt_agents.serving._guards import (
+    check_memory,
+    check_port_free,
+    check_torch_stack,
+    die_with_parent,
+    free_port,
+    watch_parent,
+)
 from lbt_agents.serving.pull import default_cache_dir, folder_size, pull_model
 from lbt_agents.serving.registry import MODELS, get_model
 
@@ -146,6 +155,7 @@ class VllmServer:
         self.block_size = block_size
         self.endpoint: Endpoint | None = None
         self._proc: subprocess.Popen[bytes] | None = None
+        self._watcher: subprocess.Popen[bytes] | None = None
         self._log_path: Path | None = None
         self._cmd: list[str] = []
 
@@ -161,6 +171,7 @@ class VllmServer:
     def stop(self) -> None:
         """Stop the server and every process it spawned; idempotent."""
         proc, self._proc, self.endpoint = self._proc, None, None
+        watcher, self._watcher = self._watcher, None
         _LIVE.discard(self)
         if proc is not None:
             kill_tree(proc.pid)
@@ -168,6 +179,9 @@ class VllmServer:
                 proc.wait(timeout=5)
             except subprocess.TimeoutExpired:  # pragma: no cover - kill_tree already SIGKILLed it
                 pass
+        if watcher is not None:
+            watcher.kill()
+            watcher.wait()
 
     def restart(self) -> Endpoint:
         """Stop and start again on the same port."""
@@ -236,8 +250,12 @@ class VllmServer:
         with log_path.open("ab") as log:
             self._proc = subprocess.Popen(
                 self._cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
-                start_new_session=True, preexec_fn=_die_with_parent(),
+                start_new_session=True, preexec_fn=die_with_parent(),
             )  # fmt: skip
+        if self._watcher is not None:  # the last server died by itself; so did its watcher
+            self._watcher.kill()
+            self._watcher.wait()
+        self._watcher = watch_parent(self._proc.pid)  # its own session: the group id is its pid
         _LIVE.add(self)
         self.port, self._log_path = port, log_path
         self.endpoint = None
@@ -347,21 +365,6 @@ def kill_tree(pid: int, *, timeout: float = 20.0) -> None:
         os.killpg(pid, signal.SIGKILL)  # stragglers spawned after the snapshot
     except (ProcessLookupError, PermissionError):
         pass
-
-
-def _die_with_parent():  # noqa: ANN202 - returns a preexec_fn or None
-    """On Linux, ask the kernel to SIGTERM the server when the launching thread dies (main thread only)."""
-    if not sys.platform.startswith("linux") or threading.current_thread() is not threading.main_thread():
-        return None
-    libc = ctypes.CDLL(None, use_errno=True)
-    parent = os.getpid()
-
-    def _set() -> None:
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-        if os.getppid() != parent:
-            os._exit(1)
-
-    return _set
 
 
 @atexit.register

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import sys
@@ -224,3 +225,75 @@ def test_block_size_goes_to_vllm(model_dir: Path) -> None:
     assert "--block-size" not in VllmServer(model_dir, served_name="t")._command(model_dir, 1)
     with pytest.raises(ServeError, match="block_size must be positive"):
         VllmServer(model_dir, served_name="t", block_size=0)
+
+
+# -- no process left behind: the server dies with the process that started it, however that ends ------------
+
+_LAUNCHER = """
+import json, sys, threading, time
+from pathlib import Path
+from lbt_agents.serving import VllmServer
+
+fake, model_dir, log_dir, grandchild, info, how = sys.argv[1:7]
+VllmServer._command = lambda self, d, port: [sys.executable, fake, str(port), self.name, "--child-pidfile", grandchild]
+server = VllmServer(Path(model_dir), served_name="tiny", log_dir=Path(log_dir))
+if how == "thread":  # started from a thread that then ends: the server must outlive the thread
+    worker = threading.Thread(target=server.start)
+    worker.start()
+    worker.join()
+elif how == "starting":  # spawned, not yet ready
+    server.launch()
+else:
+    server.start()
+Path(info).write_text(json.dumps({"server": server._proc.pid}))
+time.sleep(600)
+"""
+
+
+def _wait(condition, timeout: float) -> bool:  # type: ignore[no-untyped-def]
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+
+
+@pytest.mark.parametrize("how,signum", [("ready", "SIGKILL"), ("starting", "SIGKILL"), ("thread", "SIGKILL"),
+                                        ("ready", "SIGTERM")])
+def test_server_dies_with_the_process_that_started_it(model_dir: Path, tmp_path: Path, how: str, signum: str) -> None:
+    import signal
+    import subprocess
+
+    grandchild, info = tmp_path / "grandchild.pid", tmp_path / "info.json"
+    tree: set[int] = set()
+    launcher = subprocess.Popen(
+        [sys.executable, "-c", _LAUNCHER, str(FAKE), str(model_dir), str(tmp_path / "logs"), str(grandchild), str(info), how]
+    )
+    try:
+        assert _wait(lambda: info.exists() and grandchild.exists() and grandchild.read_text(), 60), "never started"
+        server, engine = json.loads(info.read_text())["server"], int(grandchild.read_text())
+        tree = {p.pid for p in psutil.Process(launcher.pid).children(recursive=True)} | {engine}
+        assert {server, engine} <= tree  # the server, its engine (and the watcher)
+        if how == "thread":
+            assert not _wait(lambda: not _alive(server), 1.0), "the server died with the thread that started it"
+        launcher.send_signal(getattr(signal, signum))
+        launcher.wait(timeout=10)
+        assert _wait(lambda: not any(_alive(p) for p in tree), 5.0), [p for p in tree if _alive(p)]
+    finally:  # whatever the test started, it stops
+        if launcher.poll() is None:
+            launcher.kill()
+            launcher.wait()
+        for pid in tree:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                psutil.Process(pid).kill()
+
+
+def test_stop_ends_the_watcher_too(model_dir: Path, tmp_path: Path, fake_vllm) -> None:
+    server = VllmServer(model_dir, served_name="tiny", log_dir=tmp_path)
+    with server:
+        watcher = server._watcher
+        assert watcher is not None and _alive(watcher.pid)
+    assert not _alive(watcher.pid) and server._watcher is None
