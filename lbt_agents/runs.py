@@ -263,8 +263,10 @@ async def checkpointer(cfg: CheckpointConfig, run: RunDir) -> AsyncIterator[Any]
             await conn.execute("PRAGMA journal_mode=WAL")
             await conn.execute("PRAGMA busy_timeout=60000")
             await conn.execute("PRAGMA synchronous=NORMAL")
-            async with _writes_at_once(AsyncSqliteSaver(conn)) as saver:
-                yield saver
+            saver = AsyncSqliteSaver(conn)
+            saver.aput_writes = _SqliteWriteBatches(saver).aput_writes  # type: ignore[method-assign]
+            async with _writes_at_once(saver) as eager:
+                yield eager
         finally:
             await conn.close()
     else:
@@ -309,6 +311,63 @@ async def _writes_at_once(saver: Any) -> AsyncIterator[Any]:
     finally:
         if in_flight:
             await asyncio.wait(set(in_flight))
+
+
+class _SqliteWriteBatches:
+    """``AsyncSqliteSaver.aput_writes`` with the writes that queue up while one commit runs saved
+    together in the next: one commit per batch instead of four round trips to SQLite's thread per
+    finished task, so on a loaded CPU the saved exams keep up with the finished ones."""
+
+    def __init__(self, saver: Any) -> None:
+        self.saver = saver
+        self.queue: list[tuple[str, list[tuple[Any, ...]], asyncio.Future[None]]] = []
+        self.flusher: asyncio.Task[None] | None = None
+
+    def aput_writes(self, config: Any, writes: Any, task_id: str, task_path: str = "") -> asyncio.Future[None]:
+        from langgraph.checkpoint.base import WRITES_IDX_MAP
+
+        replace = all(w[0] in WRITES_IDX_MAP for w in writes)  # as AsyncSqliteSaver.aput_writes does
+        query = (f"INSERT OR {'REPLACE' if replace else 'IGNORE'} INTO writes (thread_id, checkpoint_ns, "
+                 "checkpoint_id, task_id, task_path, idx, channel, type, value) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+        conf = config["configurable"]
+        rows = [(str(conf["thread_id"]), str(conf["checkpoint_ns"]), str(conf["checkpoint_id"]), task_id, task_path,
+                 WRITES_IDX_MAP.get(channel, idx), channel, *self.saver.serde.dumps_typed(value))
+                for idx, (channel, value) in enumerate(writes)]
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.queue.append((query, rows, done))
+        if self.flusher is None:
+            self.flusher = asyncio.ensure_future(self._flush())
+        return done
+
+    async def _flush(self) -> None:
+        try:
+            while self.queue:
+                batch, self.queue = self.queue, []
+                try:
+                    await self.saver.setup()
+                    async with self.saver.lock:
+                        start = 0
+                        while start < len(batch):  # runs of one query, in order
+                            end = start
+                            while end < len(batch) and batch[end][0] == batch[start][0]:
+                                end += 1
+                            rows = [r for _, some, _ in batch[start:end] for r in some]
+                            await self.saver.conn.executemany(batch[start][0], rows)
+                            start = end
+                        await self.saver.conn.commit()
+                except BaseException as exc:
+                    for _, _, done in batch + self.queue:
+                        if not done.done():
+                            done.cancel() if isinstance(exc, asyncio.CancelledError) else done.set_exception(exc)
+                    self.queue = []
+                    if not isinstance(exc, Exception):
+                        raise
+                else:
+                    for _, _, done in batch:
+                        if not done.done():
+                            done.set_result(None)
+        finally:
+            self.flusher = None
 
 
 def call_cache(cfg: RunConfig, run: RunDir) -> CallCache | None:

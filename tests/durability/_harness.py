@@ -62,6 +62,11 @@ def wait_until(condition: Callable[[], bool], timeout: float, proc: subprocess.P
     return False
 
 
+def results(out: Path) -> dict[str, Any]:
+    """A finished child run's M1 results (``results.json``)."""
+    return json.loads((out / "results.json").read_text())
+
+
 def saved(out: Path, channel: str) -> dict[str, Any]:
     """What a resume of the run gets back for a merged channel (``exams``, ``pairs``): the latest
     checkpoint's value and its finished tasks' pending writes."""

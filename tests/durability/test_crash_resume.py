@@ -21,24 +21,6 @@ pytestmark = pytest.mark.filterwarnings("ignore:coroutine 'arun_with_retry' was 
 HALF = child.EXAMS // 2 - 8  # a crash in the middle of the exams, not on a wave's edge
 
 
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """The results of the same run, uninterrupted (in this process)."""
-    out = tmp_path_factory.mktemp("reference")
-    scripts = child.Scripts(out / "requests.log")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr("lbt_agents.tasks.load_task", lambda cfg: child.ITEMS)
-        from lbt_agents.m1 import run_m1
-
-        result = run_m1(child.run_config(out), models=scripts.models(), progress=False)
-    assert len(h.events(out, "answered")) == child.EXAMS
-    return json.loads(json.dumps(result.results, sort_keys=True))
-
-
-def results(out: Path) -> dict[str, Any]:
-    return json.loads((out / "results.json").read_text())
-
-
 def test_kill_9_during_exams_resends_no_finished_exam(tmp_path: Path, reference: dict[str, Any]) -> None:
     proc = h.start(tmp_path, "--block-student-after", str(HALF))
     try:
@@ -57,7 +39,7 @@ def test_kill_9_during_exams_resends_no_finished_exam(tmp_path: Path, reference:
     assert Counter(asked_again) == Counter(set(h.events(tmp_path, "answered")) - answered)
     assert len(asked_again) == child.EXAMS - HALF
     assert len(h.events(tmp_path, "asked", "teacher")) == child.TEACHER_CALLS  # none after the kill
-    assert results(tmp_path) == reference
+    assert h.results(tmp_path) == reference
 
 
 def test_kill_9_during_teaching_keeps_the_finished_tps(tmp_path: Path, reference: dict[str, Any]) -> None:
@@ -78,7 +60,7 @@ def test_kill_9_during_teaching_keeps_the_finished_tps(tmp_path: Path, reference
     asked_again = h.events(tmp_path, "asked", "teacher")[asked_before:]
     assert not taught & set(asked_again)
     assert len(asked_again) == (child.TPS - 1) * (child.PAIRS + 1)
-    assert results(tmp_path) == reference
+    assert h.results(tmp_path) == reference
 
 
 def _db_is_free(out: Path) -> bool:
