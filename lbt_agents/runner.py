@@ -128,6 +128,7 @@ async def arun_graph(
 
                 await check_endpoints(live.classroom.agents())
             cache = call_cache(live, run)
+            classroom = None
             try:
                 classroom = Classroom.from_config(
                     live.classroom, task=live.task.name, models=models, cache=cache, max_concurrency=live.max_concurrency,
@@ -143,8 +144,9 @@ async def arun_graph(
                                          tracker, hook)
                     if saver is not None:
                         final = (await runnable.aget_state(config)).values
-                    await classroom.aclose()
             finally:
+                if classroom is not None:  # failed or not: this loop's HTTP connections close
+                    await classroom.aclose()
                 if cache is not None:
                     cache.close()
     return GraphRun(run.path, cfg, graph, dict(final), classroom, data, clock.seconds)
