@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from lbt_agents.errors import ConfigError
 
@@ -245,6 +245,11 @@ def check_run_id(run_id: str) -> str:
 class RunConfig(_Model):
     """Everything one run needs; YAML files, CLI flags and Python all build this."""
 
+    profile: str = Field(
+        "default",
+        description="Named config defaults (lbt_agents/profiles): 'default' (lbt-agents' pipeline) or 'paper' "
+        "(the official LbT pipeline); the run's own settings override the profile's.",
+    )
     run_id: str | None = Field(None, description="Run name (letters, digits, - _ .); default: a timestamp.")
     output_dir: Path = Field(Path("runs"), description="Runs are written to <output_dir>/<run_id>/.")
     classroom: ClassroomConfig = Field(default_factory=ClassroomConfig)
@@ -258,6 +263,18 @@ class RunConfig(_Model):
     grading: GradingConfig = Field(default_factory=GradingConfig)
     sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
     max_concurrency: int = Field(64, ge=1, description="Most model requests in flight at once.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _profile_defaults(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        from lbt_agents.profiles import profile_defaults, under
+
+        name = data.get("profile", "default")
+        if not isinstance(name, str):
+            raise ValueError(f"profile must be a name, got {name!r}")
+        return under(profile_defaults(name), data)
 
     @field_validator("run_id")
     @classmethod
@@ -328,10 +345,10 @@ def validate(model: type[BaseModel], data: dict[str, Any], source: str = "config
         return model.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        where = ".".join(str(p) for p in err["loc"])
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
         message = str(err["msg"]).removeprefix("Value error, ")
-        raise ConfigError(f"{source}: {where}: {message}{more}") from None
+        raise ConfigError(f"{source}: {where + ': ' if where else ''}{message}{more}") from None
 
 
 def load_config(

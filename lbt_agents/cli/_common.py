@@ -17,6 +17,7 @@ def run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--config", "config_path", type=click.Path(path_type=Path), help="YAML run config."),
         click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
                      help="Override a config field, e.g. --set m1.pairs_per_tp=4 (repeatable)."),
+        click.option("--profile", help="Config profile: default or paper (profile)."),
         click.option("--task", help="Task name (task.name)."),
         click.option("--limit", type=int, help="Use at most this many teaching problems (task.limit)."),
         click.option("--data-dir", type=click.Path(path_type=Path), help="Data folder (task.data_dir)."),
@@ -35,6 +36,7 @@ def build_config(
     config_path: Path | None,
     overrides: tuple[str, ...],
     *,
+    profile: str | None = None,
     task: str | None = None,
     limit: int | None = None,
     data_dir: Path | None = None,
@@ -49,6 +51,8 @@ def build_config(
     if run_id is not None:
         check_run_id(run_id)
     flags = []
+    if profile:
+        flags.append(f"profile={profile}")
     if task:
         flags.append(f"task.name={task}")
     if limit is not None:

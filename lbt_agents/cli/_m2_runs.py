@@ -11,13 +11,13 @@ from lbt_agents.cli._common import build_config, run_options
 
 @click.command("prefs")
 @run_options
-def prefs(config_path, overrides, task, limit, data_dir, output_dir, run_id, resume, progress) -> None:  # type: ignore[no-untyped-def]
+def prefs(config_path, overrides, profile, task, limit, data_dir, output_dir, run_id, resume, progress) -> None:  # type: ignore[no-untyped-def]
     """Preference pairs from LbT scores (M2) and from correctness alone (baseline)."""
     from lbt_agents.config import RunConfig
     from lbt_agents.m2 import run_m2_prefs
 
     cfg = build_config(
-        RunConfig, config_path, overrides, task=task, limit=limit, data_dir=data_dir, output_dir=output_dir,
+        RunConfig, config_path, overrides, profile=profile, task=task, limit=limit, data_dir=data_dir, output_dir=output_dir,
         run_id=run_id, resume=resume,
     )
     result = run_m2_prefs(cfg, resume=resume, progress=progress)
@@ -30,10 +30,11 @@ def prefs(config_path, overrides, task, limit, data_dir, output_dir, run_id, res
 @click.command("eval")
 @click.option("--config", "config_path", type=click.Path(path_type=Path), help="YAML run config (task, teacher sampling).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config field (repeatable).")
+@click.option("--profile", help="Config profile: default or paper (profile).")
 @click.option("--model", "models", multiple=True, required=True, metavar="LABEL=NAME_OR_DIR",
               help="A model to evaluate: a registry name or an HF folder (repeatable), e.g. m2=runs/dpo/merged.")
 @click.option("--out", type=click.Path(path_type=Path), help="Write the table (.md) and numbers (.json) here.")
-def evaluate(config_path, overrides, models, out) -> None:  # type: ignore[no-untyped-def]
+def evaluate(config_path, overrides, profile, models, out) -> None:  # type: ignore[no-untyped-def]
     """Serve each model and compare greedy accuracy on held-out problems (the paper's Tab. 4)."""
     import json
 
@@ -43,7 +44,7 @@ def evaluate(config_path, overrides, models, out) -> None:  # type: ignore[no-un
     from lbt_agents.m2 import evaluate as run_eval
     from lbt_agents.runs import write_atomic
 
-    cfg = build_config(RunConfig, config_path, overrides)
+    cfg = build_config(RunConfig, config_path, overrides, profile=profile)
     specs = {}
     for text in models:
         label, sep, model = text.partition("=")

@@ -8,7 +8,7 @@ from lbt_agents.errors import LbtError
 
 @click.command()
 @run_options
-def m1(config_path, overrides, task, limit, data_dir, output_dir, run_id, resume, progress) -> None:  # type: ignore[no-untyped-def]
+def m1(config_path, overrides, profile, task, limit, data_dir, output_dir, run_id, resume, progress) -> None:  # type: ignore[no-untyped-def]
     """M1: score TR-TA pairs by their students' exams and select answers."""
     from rich.console import Console
     from rich.markdown import Markdown
@@ -17,7 +17,7 @@ def m1(config_path, overrides, task, limit, data_dir, output_dir, run_id, resume
     from lbt_agents.m1 import run_m1, summary_table
 
     cfg = build_config(
-        RunConfig, config_path, overrides, task=task, limit=limit, data_dir=data_dir, output_dir=output_dir,
+        RunConfig, config_path, overrides, profile=profile, task=task, limit=limit, data_dir=data_dir, output_dir=output_dir,
         run_id=run_id, resume=resume,
     )
     try:

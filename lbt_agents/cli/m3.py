@@ -7,11 +7,11 @@ import click
 from lbt_agents.cli._common import build_config, run_options
 
 
-def _config(config_path, overrides, task, limit, data_dir, output_dir, run_id, resume):  # type: ignore[no-untyped-def]
+def _config(config_path, overrides, profile, task, limit, data_dir, output_dir, run_id, resume):  # type: ignore[no-untyped-def]
     from lbt_agents.config import RunConfig
 
     return build_config(
-        RunConfig, config_path, overrides, task=task, limit=limit, data_dir=data_dir, output_dir=output_dir,
+        RunConfig, config_path, overrides, profile=profile, task=task, limit=limit, data_dir=data_dir, output_dir=output_dir,
         run_id=run_id, resume=resume,
     )
 
@@ -22,14 +22,14 @@ def _pct(v: Any) -> str:
 
 @click.command()
 @run_options
-def m3(config_path, overrides, task, limit, data_dir, output_dir, run_id, resume, progress) -> None:  # type: ignore[no-untyped-def]
+def m3(config_path, overrides, profile, task, limit, data_dir, output_dir, run_id, resume, progress) -> None:  # type: ignore[no-untyped-def]
     """M3: refine in-context exemplars from the students' pooled failures."""
     from rich.console import Console
     from rich.markdown import Markdown
 
     from lbt_agents.m3 import run_m3, summary_markdown
 
-    cfg = _config(config_path, overrides, task, limit, data_dir, output_dir, run_id, resume)
+    cfg = _config(config_path, overrides, profile, task, limit, data_dir, output_dir, run_id, resume)
     err = Console(stderr=True)
     total = cfg.m3.rounds
 
@@ -52,7 +52,7 @@ def m3(config_path, overrides, task, limit, data_dir, output_dir, run_id, resume
 
 @click.command()
 @run_options
-def classroom(config_path, overrides, task, limit, data_dir, output_dir, run_id, resume, progress) -> None:  # type: ignore[no-untyped-def]
+def classroom(config_path, overrides, profile, task, limit, data_dir, output_dir, run_id, resume, progress) -> None:  # type: ignore[no-untyped-def]
     """Classroom simulation: M3 over the roster graph (several teachers, peer teaching), table and plot per round."""
     from rich.console import Console
     from rich.table import Table
@@ -60,7 +60,7 @@ def classroom(config_path, overrides, task, limit, data_dir, output_dir, run_id,
     from lbt_agents.m3 import rows_table, run_classroom, summary_markdown
     from lbt_agents.classroom import describe, who_teaches_whom
 
-    cfg = _config(config_path, overrides, task, limit, data_dir, output_dir, run_id, resume)
+    cfg = _config(config_path, overrides, profile, task, limit, data_dir, output_dir, run_id, resume)
     out = Console()
     if not out.is_terminal:
         out = Console(width=200)  # logs and pipes: whole tables, not 80 columns

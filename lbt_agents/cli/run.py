@@ -9,7 +9,7 @@ from lbt_agents.errors import LbtError
 @click.command()
 @click.argument("target", metavar="MODULE:BUILDER")
 @run_options
-def run(target, config_path, overrides, task, limit, data_dir, output_dir, run_id, resume, progress) -> None:  # type: ignore[no-untyped-def]
+def run(target, config_path, overrides, profile, task, limit, data_dir, output_dir, run_id, resume, progress) -> None:  # type: ignore[no-untyped-def]
     """Run any teaching graph: BUILDER(cfg) returns a compiled LangGraph graph.
 
     The run gets checkpoints (--resume), the call cache, the classroom as the graph's
@@ -22,7 +22,7 @@ def run(target, config_path, overrides, task, limit, data_dir, output_dir, run_i
 
     resolve_builder(target)  # a bad target fails before anything is written
     cfg = build_config(
-        RunConfig, config_path, overrides, task=task, limit=limit, data_dir=data_dir, output_dir=output_dir,
+        RunConfig, config_path, overrides, profile=profile, task=task, limit=limit, data_dir=data_dir, output_dir=output_dir,
         run_id=run_id, resume=resume,
     )
     try:

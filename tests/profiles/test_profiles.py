@@ -1,0 +1,47 @@
+"""Profiles are named config defaults that lie under the run's own settings."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from lbt_agents.config import RunConfig, load_config
+from lbt_agents.errors import ConfigError
+from lbt_agents.profiles import available, profile_defaults, under
+
+
+def test_default_and_paper_ship() -> None:
+    assert {"default", "paper"} <= set(available())
+
+
+def test_unknown_profile_is_one_clear_error() -> None:
+    with pytest.raises(ConfigError, match=r"unknown profile 'nope'; known profiles: .*paper"):
+        load_config(overrides=["profile=nope"])
+    with pytest.raises(ConfigError, match="unknown profile"):
+        profile_defaults("nope")
+
+
+def test_run_settings_override_profile_defaults() -> None:
+    defaults = {"m1": {"pairs_per_tp": 256, "reps_per_ep": 3}, "max_concurrency": 8}
+    merged = under(defaults, {"m1": {"pairs_per_tp": 4}, "task": {"limit": 2}})
+    assert merged == {"m1": {"pairs_per_tp": 4, "reps_per_ep": 3}, "max_concurrency": 8, "task": {"limit": 2}}
+    assert defaults == {"m1": {"pairs_per_tp": 256, "reps_per_ep": 3}, "max_concurrency": 8}  # not mutated
+
+
+def test_python_built_config_gets_the_profile() -> None:
+    cfg = RunConfig(profile="paper")
+    assert cfg.profile == "paper"
+    assert RunConfig().profile == "default"
+
+
+def test_cli_refuses_an_unknown_profile_before_any_work(tmp_path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "lbt_agents", "m1", "--profile", "nope", "--output-dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode != 0
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:") and "unknown profile 'nope'" in lines[0], proc.stderr
+    assert not any(tmp_path.iterdir())
