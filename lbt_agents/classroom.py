@@ -132,7 +132,7 @@ class Classroom:
         examiner: Examiner | None = None,
     ) -> Classroom:
         """The agents of ``cfg``; ``models`` maps agent names to chat models (tests, custom
-        providers), other agents get ``ChatOpenAI`` clients for their endpoints."""
+        providers), other agents get :class:`OpenAIChat` clients for their endpoints."""
         models = dict(models or {})
         for name in models:
             if name not in {a.name for a in cfg.agents()}:

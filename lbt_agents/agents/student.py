@@ -25,7 +25,9 @@ class Student(Agent):
             problem_message(ep, task=self.task),
         ]
 
-    async def take_exam(self, tp: Problem, teaching: str, ep: Problem, *, key: str) -> Reply:
+    async def take_exam(self, tp: Problem, teaching: str, ep: Problem, *, key: str, route: str | None = None) -> Reply:
+        """The student's reply to ``ep``; ``route`` (e.g. the pair's id) picks the replica, so calls
+        sharing the teaching prefix meet one replica's prefix cache."""
         messages = self.messages(tp, teaching, ep)
-        [reply] = await self.chat.sample(messages, n=1, key=f"exam:{key}", shared_prefix=len(messages) - 1)
+        [reply] = await self.chat.sample(messages, n=1, key=f"exam:{key}", shared_prefix=len(messages) - 1, route=route)
         return reply

@@ -100,7 +100,7 @@ def test_a_second_process_on_a_running_run_is_refused(tmp_path: Path) -> None:
     """Today: three processes with the same --run-id all exit 0 with different results."""
     (tmp_path / "slow_graph.py").write_text(USER_GRAPH)
     with StubServer(respond=arithmetic.respond, models=(arithmetic.TEACHER_MODEL, arithmetic.STUDENT_MODEL),
-                    delay_ms=150) as stub:
+                    delay_ms=300) as stub:  # 52 requests, 2 at a time: ~8 s
         config = arithmetic.write_run_config(tmp_path / "run.yaml", stub.base_url)
         yaml_text = config.read_text().replace("max_concurrency: 16", "max_concurrency: 2")
         config.write_text(yaml_text)
