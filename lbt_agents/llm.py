@@ -128,8 +128,15 @@ class UsageMeter:
 @dataclass
 class _LoopState:
     limiter: asyncio.Semaphore
-    prefix_turns: dict[str, asyncio.Future[None]] = field(default_factory=dict)
+    prefix_turns: dict[int, asyncio.Future[None]] = field(default_factory=dict)
     inflight: dict[str, asyncio.Future[Reply]] = field(default_factory=dict)
+
+
+def _prefix_key(model: str, messages: Sequence[Message]) -> int:
+    """What identifies a shared prefix within this process: a hash (strings cache theirs, so this is
+    cheap, and it does not hold the prompt in memory); a collision only makes a call wait for another's
+    first token."""
+    return hash((model, *((m["role"], m["content"]) for m in messages)))
 
 
 class CallLimits:
@@ -276,7 +283,7 @@ class ChatAgent:
         params = sampling.model_dump(exclude={"n", "seed"})
         if count > 1 and not coalesce and self._given is None:
             return await self._batch(messages, params, sampling.seed, count, key, route)
-        prefix = cache_key(model=self.cfg.model, messages=list(messages[:shared_prefix])) if shared_prefix else None
+        prefix = _prefix_key(self.cfg.model, messages[:shared_prefix]) if shared_prefix else None
         seeds = [None if sampling.seed is None else sampling.seed + i for i in range(count)]
         if count == 1:
             return [await self._one(messages, params, seeds[0], 0, key, prefix, coalesce, route)]
@@ -301,8 +308,8 @@ class ChatAgent:
         """``count`` samples: the cached ones from the cache, the rest in one request with ``n``
         (and one request per sample for any the backend did not return)."""
         seeds = [None if base_seed is None else base_seed + i for i in range(count)]
-        keys = [self._key(messages, params, seeds[i], i, key) for i in range(count)]
-        replies: list[Reply | None] = [self._cached(ck) for ck in keys]
+        keys = [self._key(messages, params, seeds[i], i, key) if self.cache is not None else "" for i in range(count)]
+        replies: list[Reply | None] = [self._cached(ck) if ck else None for ck in keys]
         missing = [i for i, r in enumerate(replies) if r is None]
         if not missing:
             return replies  # type: ignore[return-value]
@@ -323,8 +330,10 @@ class ChatAgent:
 
     async def _one(
         self, messages: Sequence[Message], params: dict[str, Any], seed: int | None, index: int, key: str,
-        prefix: str | None = None, coalesce: bool = False, route: str | None = None,
+        prefix: int | None = None, coalesce: bool = False, route: str | None = None,
     ) -> Reply:  # fmt: skip
+        if self.cache is None and not coalesce:  # no key needed: skip hashing the prompt
+            return await self._fresh("", messages, params, seed, prefix, route)
         ck = self._key(messages, params, seed, index, key)
         if (hit := self._cached(ck)) is not None:
             return hit
@@ -352,7 +361,7 @@ class ChatAgent:
             inflight.pop(ident, None)
 
     async def _fresh(
-        self, ck: str, messages: Sequence[Message], params: dict[str, Any], seed: int | None, prefix: str | None,
+        self, ck: str, messages: Sequence[Message], params: dict[str, Any], seed: int | None, prefix: int | None,
         route: str | None,
     ) -> Reply:  # fmt: skip
         started = time.perf_counter()
@@ -363,7 +372,7 @@ class ChatAgent:
         return reply
 
     async def _prefix_turn(
-        self, prefix: str | None, messages: list[BaseMessage], params: dict[str, Any], seed: int | None,
+        self, prefix: int | None, messages: list[BaseMessage], params: dict[str, Any], seed: int | None,
         route: str | None,
     ) -> Reply:  # fmt: skip
         """The first call with ``prefix`` streams and opens the turn at its first token; the rest wait for that."""
