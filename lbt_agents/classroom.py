@@ -119,6 +119,7 @@ class Classroom:
         object.__setattr__(self, "graph", graph)
         object.__setattr__(self, "_chats", {a.name: a.chat for a in agents})
         object.__setattr__(self, "_task", self.teachers[0].task)
+        object.__setattr__(self, "_prompts", self.teachers[0].prompts)
 
     @classmethod
     def from_config(
@@ -146,8 +147,8 @@ class Classroom:
             return ChatAgent(agent_cfg, models=given, cache=cache, meter=meter, limits=limits)
 
         return cls(
-            teachers=tuple(Teacher(chat(t), task=task) for t in (cfg.teacher, *cfg.teachers)),
-            students=tuple(Student(chat(s), task=task) for s in cfg.students),
+            teachers=tuple(Teacher(chat(t), task=task, prompts=cfg.prompts) for t in (cfg.teacher, *cfg.teachers)),
+            students=tuple(Student(chat(s), task=task, prompts=cfg.prompts) for s in cfg.students),
             examiner=examiner or Examiner(),
             edges=None if cfg.edges is None else tuple(tuple(e) for e in cfg.edges),  # type: ignore[misc]
             meter=meter,
@@ -179,11 +180,11 @@ class Classroom:
 
     def as_teacher(self, name: str) -> Teacher:
         """Agent ``name`` in the teacher's role (a student teaches in peer teaching)."""
-        return Teacher(self._chat(name), task=self.task)
+        return Teacher(self._chat(name), task=self.task, prompts=self._prompts)  # type: ignore[attr-defined]
 
     def as_student(self, name: str) -> Student:
         """Agent ``name`` in the student's role."""
-        return Student(self._chat(name), task=self.task)
+        return Student(self._chat(name), task=self.task, prompts=self._prompts)  # type: ignore[attr-defined]
 
     def students_of(self, teacher: str) -> list[str]:
         return list(self.graph.successors(teacher))
