@@ -162,3 +162,17 @@ def test_profiles_choose_the_math_rules(profile: str, rule: str) -> None:
     else:
         assert grader.extract("no marker here") is None
         assert (cfg.classroom.prompts, cfg.m1.tie_break) == ("default", "first_seen")
+
+
+def test_the_paper_profile_takes_the_recorded_official_sampling() -> None:
+    official = paper.PAPER_SAMPLING["math"]
+    cfg = RunConfig(profile="paper", classroom={"students": [{"name": "a"}, {"name": "b"}]})
+    teacher, students = cfg.classroom.teacher.sampling, [s.sampling for s in cfg.classroom.students]
+    assert cfg.m1.pairs_per_tp == official["teacher"]["pairs"]
+    assert (teacher.temperature, teacher.top_k, teacher.top_p, teacher.max_tokens) == tuple(
+        official["teacher"][k] for k in ("temperature", "top_k", "top_p", "max_tokens"))
+    for sampling in students:  # the profile's student settings reach every student of the run
+        assert (sampling.temperature, sampling.top_k, sampling.top_p, sampling.max_tokens) == tuple(
+            official["student"][k] for k in ("temperature", "top_k", "top_p", "max_tokens"))
+    assert (cfg.task.eps_per_tp, cfg.m1.reps_per_ep) == (
+        official["student"]["exam_problems"], official["student"]["repetitions"])

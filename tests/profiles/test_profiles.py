@@ -45,3 +45,14 @@ def test_cli_refuses_an_unknown_profile_before_any_work(tmp_path) -> None:
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:") and "unknown profile 'nope'" in lines[0], proc.stderr
     assert not any(tmp_path.iterdir())
+
+
+def test_a_profile_list_of_one_mapping_lies_under_every_item_of_the_runs_list() -> None:
+    template = {"students": [{"role": "student", "sampling": {"temperature": 0.7, "top_k": 20}}], "modes": ["sc"]}
+    data = {"students": [{"name": "a"}, {"name": "b", "sampling": {"temperature": 0.0}}], "modes": ["max", "sum"]}
+    assert under(template, data) == {
+        "students": [{"role": "student", "sampling": {"temperature": 0.7, "top_k": 20}, "name": "a"},
+                     {"role": "student", "sampling": {"temperature": 0.0, "top_k": 20}, "name": "b"}],
+        "modes": ["max", "sum"],  # lists of anything else are replaced
+    }
+    assert under(template, {})["students"] == template["students"]
