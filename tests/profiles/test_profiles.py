@@ -56,3 +56,17 @@ def test_a_profile_list_of_one_mapping_lies_under_every_item_of_the_runs_list() 
         "modes": ["max", "sum"],  # lists of anything else are replaced
     }
     assert under(template, {})["students"] == template["students"]
+
+
+def test_the_quickstart_keeps_the_default_rules() -> None:
+    from pathlib import Path
+
+    from lbt_agents.agents._layouts import DefaultLayout, layout
+    from lbt_agents.runner import examiner_for, needs_prefill
+
+    cfg = load_config(Path(__file__).resolve().parents[2] / "experiments" / "configs" / "quickstart.yaml")
+    assert (cfg.profile, cfg.classroom.prompts, cfg.grading.math, cfg.m1.tie_break) == (
+        "default", "default", "verify", "first_seen")
+    assert isinstance(layout(cfg.classroom.prompts, "math"), DefaultLayout) and not needs_prefill(cfg)
+    assert type(examiner_for(cfg).grader("math")).__name__ == "MathGrader"
+    assert cfg.classroom.teacher.sampling.top_k is None and cfg.m1.pairs_per_tp == 4
