@@ -188,12 +188,19 @@ def refused_prefill_line(agent: str, url: str, why: str) -> str:
     )
 
 
+_PREFILL_WORDS = ("continue_final_message", "add_generation_prompt", "final assistant", "prefill", "unrecognized",
+                  "extra inputs", "extra_forbidden", "unexpected keyword")
+
+
 def _refused_prefill(exc: BaseException) -> bool:
-    """A 4xx answer to a request that continues a final assistant message (not a retryable fault)."""
+    """A 4xx answer to a prefilled request that names the continuation (or unknown fields) as the reason;
+    other 4xx answers (a prompt too long, ...) keep their own error."""
     import openai
 
-    return isinstance(exc, openai.APIStatusError) and 400 <= exc.status_code < 500 and exc.status_code not in (
-        408, 409, 429)
+    if not isinstance(exc, openai.APIStatusError) or not 400 <= exc.status_code < 500:
+        return False
+    text = str(exc).lower()
+    return exc.status_code not in (408, 409, 429) and any(word in text for word in _PREFILL_WORDS)
 
 
 def _first_line(exc: BaseException) -> str:
