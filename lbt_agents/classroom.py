@@ -19,7 +19,7 @@ from langchain_core.language_models import BaseChatModel
 
 from lbt_agents.agents import Examiner, Student, Teacher
 from lbt_agents.cache import CallCache
-from lbt_agents.config import ClassroomConfig
+from lbt_agents.config import ClassroomConfig, RunConfig
 from lbt_agents.errors import ConfigError
 from lbt_agents.llm import CallLimits, ChatAgent, UsageMeter
 
@@ -124,16 +124,28 @@ class Classroom:
     @classmethod
     def from_config(
         cls,
-        cfg: ClassroomConfig,
+        cfg: ClassroomConfig | RunConfig,
         *,
         task: str | None = None,
         models: Mapping[str, BaseChatModel | Sequence[BaseChatModel]] | None = None,
         cache: CallCache | None = None,
-        max_concurrency: int = 64,
+        max_concurrency: int | None = None,
         examiner: Examiner | None = None,
     ) -> Classroom:
         """The agents of ``cfg``; ``models`` maps agent names to chat models (tests, custom
-        providers), other agents get ``ChatOpenAI`` clients for their endpoints."""
+        providers), other agents get ``ChatOpenAI`` clients for their endpoints.
+
+        Given a whole :class:`RunConfig`, the task, concurrency and examiner (its profile's grading
+        rules) come from it too; given its ``classroom`` alone, the examiner grades by the default rules.
+        """
+        if isinstance(cfg, RunConfig):
+            from lbt_agents.runner import examiner_for
+
+            task = task if task is not None else cfg.task.name
+            max_concurrency = max_concurrency if max_concurrency is not None else cfg.max_concurrency
+            examiner = examiner or examiner_for(cfg)
+            cfg = cfg.classroom
+        max_concurrency = 64 if max_concurrency is None else max_concurrency
         models = dict(models or {})
         for name in models:
             if name not in {a.name for a in cfg.agents()}:

@@ -143,10 +143,7 @@ async def arun_graph(
             cache = call_cache(live, run)
             classroom = None
             try:
-                classroom = Classroom.from_config(
-                    live.classroom, task=live.task.name, models=models, cache=cache, max_concurrency=live.max_concurrency,
-                    examiner=examiner_for(live),
-                )
+                classroom = Classroom.from_config(live, models=models, cache=cache)
                 async with checkpointer(live.checkpoint, run) as saver:
                     runnable = graph.copy(update={"checkpointer": saver}) if saver is not None else graph
                     config = {"configurable": {"thread_id": run.run_id}, "max_concurrency": live.max_concurrency,

@@ -60,7 +60,7 @@ async def _run(teacher_texts: list[str], cfg: RunConfig | None = None, gold: str
         return teacher_texts[params["seed"]]
 
     models = {"teacher": [ScriptedChatModel(respond=teacher)], "s0": [ScriptedChatModel(respond=_student)]}
-    room = Classroom.from_config(cfg.classroom, models=models, examiner=examiner_for(cfg), task="math_functional")
+    room = Classroom.from_config(cfg, models=models)  # the run config: its profile's examiner too
     out = await m1_graph(cfg.m1).ainvoke({"items": [_item(gold)]}, context=room)
     return out["results"]["tp"], models
 
