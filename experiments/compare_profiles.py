@@ -31,7 +31,10 @@ def column(run: Path) -> dict[str, str]:
     pairs = [p for r in results for p in r["pairs"]]
     exams = [e for p in pairs for e in p["exams"]]
     groups = [len({p["answer"] for p in r["pairs"] if p["answer"] is not None}) for r in results]
-    pct = lambda n, d: f"{n}/{d} ({100 * n / d:.0f}%)" if d else "-"  # noqa: E731
+
+    def pct(n: int, d: int) -> str:
+        return f"{n}/{d} ({100 * n / d:.0f}%)" if d else "-"
+
     col = {"profile": cfg["profile"], "TPs": str(summary["tps"])}
     for mode, acc in summary["accuracy"].items():
         n = sum(1 for r in results for s in r["selections"] if s["mode"] == mode and s["correct"])

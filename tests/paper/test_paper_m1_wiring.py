@@ -134,7 +134,9 @@ def test_exact_sums_tie_where_floats_do_not() -> None:
     from lbt_agents.scoring import Candidate, select
 
     assert 1 / 3 + 1 / 3 + 1 / 3 + 1 / 3 + 1 / 3 + 1 / 3 != 2.0  # the float noise this guards against
-    same = lambda a, b: a == b  # noqa: E731
+    def same(a: str, b: str) -> bool:
+        return a == b
+
     # Answer A: scores [1, 1]; answer B: [1, 2/3, 1/3] (one vote more). Both sum to 2 exactly, so votes decide.
     cands = [Candidate(0, "A", False, 1.0), Candidate(1, "A", False, 1.0),
              Candidate(2, "B", True, 1.0), Candidate(3, "B", True, 2 / 3), Candidate(4, "B", True, 1 / 3)]
