@@ -44,7 +44,11 @@ MESSAGES = [
 ]  # fmt: skip
 
 
-async def _drive(n: int, concurrency: int, call: Callable[[int], Awaitable[Any]]) -> float:
+CPU_MS: dict[str, float] = {}
+"""Client CPU milliseconds per request of the last run of each path (less sensitive to a busy machine)."""
+
+
+async def _drive(n: int, concurrency: int, call: Callable[[int], Awaitable[Any]], path: str) -> float:
     """``n`` calls, ``concurrency`` in flight; requests/s."""
     counter = iter(range(n))
 
@@ -52,8 +56,9 @@ async def _drive(n: int, concurrency: int, call: Callable[[int], Awaitable[Any]]
         for i in counter:
             await call(i)
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
+    CPU_MS[path] = (time.process_time() - cpu) * 1000 / n
     return n / (time.perf_counter() - started)
 
 
@@ -67,7 +72,7 @@ async def bare_openai(url: str, n: int, c: int) -> tuple[float, int]:
     async def call(i: int) -> None:
         await client.chat.completions.create(model=MODEL, messages=MESSAGES, temperature=0.0, max_tokens=256, seed=i)
 
-    rps = await _drive(n, c, call)
+    rps = await _drive(n, c, call, "a")
     await client.close()
     return rps, n
 
@@ -85,7 +90,7 @@ async def chat_openai(url: str, n: int, c: int) -> tuple[float, int]:
     async def call(i: int) -> None:
         await chat.ainvoke(messages, temperature=0.0, max_tokens=256, seed=i)
 
-    rps = await _drive(n, c, call)
+    rps = await _drive(n, c, call, "b")
     await http.aclose()
     return rps, n
 
@@ -105,7 +110,7 @@ async def chat_agent(url: str, n: int, c: int) -> tuple[float, int]:
         messages = [*MESSAGES[:2], {"role": "assistant", "content": f"{TEACHING} ({i // 9})"}, MESSAGES[3]]
         await agent.sample(messages, n=1, key=f"exam:{i}", shared_prefix=3)
 
-    rps = await _drive(n, c, call)
+    rps = await _drive(n, c, call, "c")
     await agent.aclose()
     return rps, n
 
@@ -129,11 +134,11 @@ async def m1_graph(url: str, tps: int, pairs: int, c: int, profile: str | None =
     room = Classroom.from_config(cfg, max_concurrency=c)
     graph = m1_graph(M1Config(pairs_per_tp=pairs, reps_per_ep=3))
     profiler = cProfile.Profile() if profile else None
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     if profiler:
         profiler.enable()
     out = await graph.ainvoke({"items": _items(tps)}, {"max_concurrency": c, "recursion_limit": 10_000}, context=room)
-    wall = time.perf_counter() - started
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu
     if profiler:
         profiler.disable()
         profiler.dump_stats(profile)
@@ -141,6 +146,7 @@ async def m1_graph(url: str, tps: int, pairs: int, c: int, profile: str | None =
     requests = sum(u["requests"] for u in room.meter.as_dict().values())  # the teacher's n samples: one request
     exams = sum(len(p["exams"]) for r in out["results"].values() for p in r["pairs"])
     assert exams == tps * pairs * 9, exams
+    CPU_MS["d"] = cpu * 1000 / requests
     return requests / wall, requests
 
 
@@ -153,6 +159,7 @@ def _top(profile: str, limit: int = 25) -> str:
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     n = args.tps * (args.pairs + 1) + args.tps * args.pairs * 9
     rows: dict[str, list[float]] = {}
+    cpu_ms: dict[str, list[float]] = {}
     with StubServer(text=REPLY, process=True, cpus=[args.server_cpu]) as stub:
         url = stub.base_url
         paths: dict[str, Callable[[], Awaitable[tuple[float, int]]]] = {
@@ -167,16 +174,21 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                     continue
                 rps, _count = await run()
                 rows.setdefault(name, []).append(rps)
-                print(f"{name}: {rps:,.0f} req/s", flush=True)
+                cpu_ms.setdefault(name, []).append(CPU_MS[name[1]])
+                print(f"{name}: {rps:,.0f} req/s, {CPU_MS[name[1]]:.2f} ms client CPU per request", flush=True)
         if args.profile:
             await m1_graph(url, args.tps, args.pairs, args.concurrency, profile=args.profile)
             print(_top(args.profile))
     bare = statistics.median(rows["(a) bare AsyncOpenAI"]) if "(a) bare AsyncOpenAI" in rows else None
+    bare_cpu = statistics.median(cpu_ms["(a) bare AsyncOpenAI"]) if bare else None
     return {
         "requests": n, "concurrency": args.concurrency, "repeats": args.repeats, "tps": args.tps, "pairs": args.pairs,
         "load_avg": os.getloadavg()[0],
         "rows": {name: {"median_rps": statistics.median(v), "runs": v,
-                        "ratio": statistics.median(v) / bare if bare else None} for name, v in rows.items()},
+                        "ratio": statistics.median(v) / bare if bare else None,
+                        "cpu_ms_per_request": statistics.median(cpu_ms[name]),
+                        "cpu_ratio": bare_cpu / statistics.median(cpu_ms[name]) if bare_cpu else None}
+                 for name, v in rows.items()},
     }  # fmt: skip
 
 
@@ -185,12 +197,15 @@ def report(result: dict[str, Any], command: str, label: str) -> str:
         f"## {label}", "", f"Command: `{command}`  ",
         (f"{result['requests']:,} requests per path, {result['concurrency']} in flight, median of {result['repeats']}; "
         f"stub in its own process on one CPU; load average (1 min) at the end: {result['load_avg']:.2f} (2 shared CPUs)."),
-        "", "| path | requests/s (median) | runs | ratio to (a) |", "|---|---|---|---|",
+        "", "| path | requests/s (median) | runs | ratio to (a) | client CPU ms per request | (a)'s CPU ÷ this |",
+        "|---|---|---|---|---|---|",
     ]  # fmt: skip
     for name, row in result["rows"].items():
         ratio = f"{row['ratio']:.2f}x" if row["ratio"] is not None else "-"
         runs = ", ".join(f"{r:,.0f}" for r in row["runs"])
-        lines.append(f"| {name} | **{row['median_rps']:,.0f}** | {runs} | {ratio} |")
+        cpu = f"{row['cpu_ms_per_request']:.2f}" if row.get("cpu_ms_per_request") else "-"
+        cpu_ratio = f"{row['cpu_ratio']:.2f}x" if row.get("cpu_ratio") else "-"
+        lines.append(f"| {name} | **{row['median_rps']:,.0f}** | {runs} | {ratio} | {cpu} | {cpu_ratio} |")
     return "\n".join(lines) + "\n"
 
 
