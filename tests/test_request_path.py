@@ -283,3 +283,10 @@ def test_bodies_are_json_the_stub_reads() -> None:
         "model": "m", "messages": [{"role": "user", "content": "hi"}], "temperature": 0.0, "n": 2, "stop": ["\n\n"],
         "top_k": 5,
     }  # fmt: skip
+
+
+def test_openai_chat_works_without_an_event_loop_too() -> None:
+    with StubServer(respond=sample_text) as stub:
+        chat = OpenAIChat(model="m", base_url=stub.base_url)
+        assert chat.invoke("hi", seed=3).content == sample_text({"seed": 3}, 0)
+        assert "".join(str(c.content) for c in chat.stream("hi", seed=4)) == sample_text({"seed": 4}, 0)
