@@ -10,8 +10,11 @@ and per round::
       → score (Send: new set; teacher as predictor on the scoring sample)
       → select (beam) → evaluate (Send: best set; teacher on the test split) → record
 
-Round 0 is the initial set (K training examples, or written by the teacher),
-scored and evaluated the same way.  All lanes advance in lockstep and share
+Round 0 is the initial set (K training examples, class-balanced ones, or written by
+the teacher), scored and evaluated the same way.  How prompts are written and read is
+the prompt set's (``m3.prompt_set``, :mod:`lbt_agents.graphs._m3_prompts`); the
+``paper`` profile's choices (random failure samples per explanation, dropped short
+reasons, fresh scoring samples) are ``M3Config`` fields.  All lanes advance in lockstep and share
 the seeded initial set, minibatches and scoring sample, so lanes (student
 settings) are comparable.  Every record stays in the state (sets, scores,
 answers, reasons, evals, rounds, log); nodes skip work already recorded, so a
