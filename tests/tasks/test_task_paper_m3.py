@@ -130,6 +130,17 @@ def test_paper_m3_inputs_check_the_task(data_dir: Path) -> None:
         inputs(RunConfig(profile="paper", task=TaskConfig(name="logical_fallacy", data_dir=data_dir), m3={"k": 3}))
 
 
+def test_a_task_the_paper_prompts_cannot_pose_is_refused_before_any_call(data_dir: Path) -> None:
+    bigbench = {"examples": [{"input": f"Argument {i}.", "target_scores": {"valid": i % 2, "invalid": 1 - i % 2}}
+                             for i in range(40)]}
+    (data_dir / "bigbench").mkdir()
+    (data_dir / "bigbench" / "causal_judgment.json").write_text(json.dumps(bigbench))
+    cfg = RunConfig(profile="paper", task=TaskConfig(name="causal_judgment", data_dir=data_dir))
+    with pytest.raises(ConfigError, match=r"m3.prompt_set=paper needs a Yes/No label task .* choices \['valid', "
+                                          r"'invalid'\] and no instruction"):
+        inputs(cfg)
+
+
 def _run(capsys, *argv: str) -> tuple[int, str, str]:
     code = 0
     try:
