@@ -47,6 +47,11 @@ class M3Prompts:
         """The verdict, or ``None`` to leave it to the classroom's examiner."""
         return None
 
+    def ranked(self, sets: Sequence[dict[str, Any]], scores: Sequence[float]) -> list[dict[str, Any]]:
+        """``sets`` best score first; ties keep their order (incumbents before new sets)."""
+        order = sorted(range(len(sets)), key=lambda i: -scores[i])
+        return [sets[i] for i in order]
+
     def failures(self, failures: Sequence[dict[str, Any]], chars: int) -> str:
         blocks = []
         for i, f in enumerate(failures, 1):
@@ -163,6 +168,16 @@ class PaperPrompts(M3Prompts):
         meta = problem.get("meta") or {}
         return render_prompt("predictor", task=_TASK, instruction=meta["instruction"], examples=self.examples(exemplars),
                              text=str(meta.get("text") or problem["question"]))
+
+    def ranked(self, sets: Sequence[dict[str, Any]], scores: Sequence[float]) -> list[dict[str, Any]]:
+        """As the official ``sorted(zip(scores, prompts), reverse=True)``: ties go to the larger prompt text."""
+        def prompt(s: dict[str, Any]) -> str:
+            instruction = ""  # the same in every prompt of a run: only the examples decide
+            return render_prompt("predictor", task=_TASK, instruction=instruction,
+                                 examples=self.examples(s["exemplars"]), text="{{ text }}")
+
+        order = sorted(range(len(sets)), key=lambda i: (scores[i], prompt(sets[i])), reverse=True)
+        return [sets[i] for i in order]
 
     async def predict(self, agent: Agent, exemplars: Sequence[Exemplar], problem: Problem, *, key: str,
                       coalesce: bool, **overrides: Any) -> Reply:

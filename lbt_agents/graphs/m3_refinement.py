@@ -287,8 +287,9 @@ def m3_graph(
             new = [s["id"] for s in state["sets"].values()
                    if s["lane"] == lane.teacher and s["round"] == r and s["status"] in ("init", "candidate")]
             pool = [sid for sid in dict.fromkeys(incumbents + new) if score_id(sid, r, m3) in scores]
-            ranked = sorted(pool, key=lambda sid: -scores[score_id(sid, r, m3)]["score"])  # stable: incumbents win ties
-            beams[lane.teacher] = ranked[: m3.beam] or incumbents
+            ranked = prompts.ranked([state["sets"][sid] for sid in pool],
+                                    [scores[score_id(sid, r, m3)]["score"] for sid in pool])
+            beams[lane.teacher] = [s["id"] for s in ranked][: m3.beam] or incumbents
         return {"beams": beams}
 
     def route_eval(state: M3State) -> list[Send] | str:

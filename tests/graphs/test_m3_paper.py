@@ -299,3 +299,15 @@ async def test_repeats_report_mean_std_and_standard_error(tmp_path, monkeypatch)
     assert again.summary["by_round"] == summary["by_round"]
     with pytest.raises(ConfigError, match="run 'reps' already exists.*--resume reps"):
         await arun_m3(cfg, models=models)
+
+
+def test_ties_are_ranked_as_the_official_sort_does() -> None:
+    def set_(sid: str, text: str) -> dict:
+        return {"id": sid, "exemplars": [{"question": text, "solution": "", "answer": "Yes"}]}
+
+    sets = [set_("old", "apple"), set_("new1", "pear"), set_("new2", "banana"), set_("new3", "zebra")]
+    ranked = PaperPrompts().ranked(sets, [0.5, 0.5, 0.5, 0.25])
+    assert [s["id"] for s in ranked] == ["new1", "new2", "old", "new3"]  # among ties: the larger prompt text first
+    from lbt_agents.graphs._m3_prompts import M3Prompts
+
+    assert [s["id"] for s in M3Prompts().ranked(sets, [0.5, 0.5, 0.5, 0.25])] == ["old", "new1", "new2", "new3"]
