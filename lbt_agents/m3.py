@@ -170,8 +170,8 @@ def repeats_markdown(summary: dict[str, Any]) -> str:
         return "-" if v is None else f"{100 * v:.1f}"
 
     lines = [f"# M3 repeats `{summary['run_id']}`: {summary['task']}", "",
-             f"{summary['finished']} of {summary['repeats']} repeats finished (seeds {summary['seeds']}); "
-             f"test {summary['metric']} per round, mean ± std (± standard error)", "",
+             (f"{summary['finished']} of {summary['repeats']} repeats finished (seeds {summary['seeds']}); "
+              f"test {summary['metric']} per round, mean ± std (± standard error)"), "",
              "| teacher | round | n | mean | std | sem | values |", "|---|---|---|---|---|---|---|"]
     for r in summary["by_round"]:
         lines.append(f"| {r['lane']} | {r['round']} | {r['n']} | {pct(r['mean'])} | {pct(r['std'])} | "

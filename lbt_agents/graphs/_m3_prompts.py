@@ -15,7 +15,13 @@ from typing import Any
 
 from lbt_agents.agents import Agent, Teacher
 from lbt_agents.errors import ConfigError
-from lbt_agents.exemplars import Exemplar, ExemplarParseError, format_exemplars, from_problem, parse_exemplars
+from lbt_agents.exemplars import (
+    Exemplar,
+    ExemplarParseError,
+    format_exemplars,
+    from_problem,
+    parse_exemplars,
+)
 from lbt_agents.grading.label import match_choice, normalize_label
 from lbt_agents.llm import Message, Reply
 from lbt_agents.prompts import render_prompt

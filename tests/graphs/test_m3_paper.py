@@ -12,7 +12,13 @@ from collections import Counter
 import pytest
 
 from lbt_agents import Classroom
-from lbt_agents.config import AgentConfig, ClassroomConfig, M3Config, RunConfig, Sampling
+from lbt_agents.config import (
+    AgentConfig,
+    ClassroomConfig,
+    M3Config,
+    RunConfig,
+    Sampling,
+)
 from lbt_agents.errors import ConfigError
 from lbt_agents.graphs._m3_prompts import PaperPrompts
 from lbt_agents.graphs.m3_refinement import m3_graph, metric_of
