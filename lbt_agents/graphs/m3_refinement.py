@@ -126,7 +126,8 @@ def make_plan(n_train: int, m3: M3Config, labels: Sequence[str] | None = None) -
                           f"(the split has {len(pos)} {m3.positive_label!r} and {len(neg)} others)")
     init = rng.sample(pos, want[0]) + rng.sample(neg, want[1])
     rng.shuffle(init)
-    rest = [i for i in order if i not in set(init)]
+    chosen = set(init)
+    rest = [i for i in order if i not in chosen]
     return Plan(tuple(init), tuple(rest[: m3.score_sample]), tuple(range(n_train)))
 
 
