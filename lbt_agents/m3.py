@@ -112,7 +112,8 @@ async def arun_repeats(
     """``cfg.m3.repeats`` independent M3 runs, seeds ``m3.seed + i``, each its own resumable run
     ``<run_id>/rep<i>``; ``repeats.json`` and ``summary.md`` in ``<run_id>/`` give each round's test
     metric as mean, std and standard error over the finished repeats (the official notebook plots
-    mean ± standard error over its repeats). Resuming ``<run_id>`` continues the unfinished repeats."""
+    mean ± standard error over its repeats), ``metric_by_round.png`` the means. Resuming ``<run_id>``
+    continues the unfinished repeats."""
     from lbt_agents.graphs.m3_refinement import inputs as m3_inputs
     from lbt_agents.runs import check_run_id, lock_run, new_run_id, prepare_run
 
@@ -140,6 +141,13 @@ async def arun_repeats(
             summary = aggregate_repeats(cfg, results)
             write_atomic(run.path / REPEATS_FILE, json.dumps(summary, indent=1))
             write_atomic(run.path / "summary.md", repeats_markdown(summary))
+        if summary["by_round"]:
+            from lbt_agents.plots import plot_rounds
+
+            means = [{"lane": r["lane"], "round": r["round"], "metric": summary["metric"], "test_value": r["mean"],
+                      "pooled_accuracy": None} for r in summary["by_round"]]
+            plot_rounds(means, run.path / "metric_by_round.png",
+                        title=f"M3 on {summary['task']}: mean over {summary['finished']} repeats")
     rows = [{**row, "repeat": i} for i, res in enumerate(results) for row in res.rows]
     return M3Result(run.path, rows, summary, results[-1].state)
 

@@ -298,6 +298,7 @@ async def test_repeats_report_mean_std_and_standard_error(tmp_path, monkeypatch)
         assert row["values"] == values and row["mean"] == statistics.fmean(values)
         assert row["std"] == statistics.stdev(values) and row["sem"] == statistics.stdev(values) / 2 ** 0.5
     assert "mean ± std" in (tmp_path / "reps" / "summary.md").read_text()
+    assert (tmp_path / "reps" / "metric_by_round.png").stat().st_size > 0
     assert {r["repeat"] for r in result.rows} == {0, 1}
     calls = sum(len(m.calls) for ms in models.values() for m in ms)
     again = await arun_m3(cfg.model_copy(update={"run_id": None}), resume="reps", models=models)
