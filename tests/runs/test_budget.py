@@ -68,7 +68,7 @@ def m3_data(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize("command", RUN_COMMANDS, ids=lambda c: " ".join(c[:2]))
-def test_dry_run_prints_the_plan_and_sends_nothing(command: list[str], tmp_path: Path, capsys) -> None:
+def test_dry_run_prints_the_plan_and_sends_nothing(command: list[str], tmp_path: Path) -> None:
     with StubServer(text=ANSWER, models=("t", "s")) as stub:
         config = write_config(tmp_path / "run.yaml", m1_data(tmp_path / "runs", stub.base_url))
         args = [*command, "--config", str(config), "--dry-run", "--set", "budget.max_requests=5"]
@@ -84,7 +84,7 @@ def test_dry_run_prints_the_plan_and_sends_nothing(command: list[str], tmp_path:
     assert not (tmp_path / "runs").exists()  # nothing written
 
 
-def test_dry_run_with_embedded_agents_starts_no_server(tmp_path: Path, capsys, monkeypatch) -> None:
+def test_dry_run_with_embedded_agents_starts_no_server(tmp_path: Path, monkeypatch) -> None:
     import lbt_agents.runs
     import lbt_agents.serving
 
@@ -123,10 +123,6 @@ def test_the_plan_is_what_a_run_sends(tmp_path: Path) -> None:
 
 async def test_a_budget_admits_exactly_max_requests_and_lets_those_in_flight_finish() -> None:
     finished: list[int] = []
-
-    async def slow(messages, params) -> str:  # noqa: ARG001
-        return ANSWER
-
     model = ScriptedChatModel(respond=lambda m: ANSWER)
     budget = Budget(max_requests=7)
     agent = ChatAgent(AgentConfig(name="a", model="t"), models=[model], limits=CallLimits(4, budget=budget))
