@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from collections.abc import Awaitable, Callable
@@ -114,3 +115,42 @@ class Budget:
     def as_dict(self) -> dict[str, Any]:
         return {"max_requests": self.max_requests, "max_tokens": self.max_tokens, **asdict(self.spent),
                 "tokens": self.spent.tokens, "exhausted": self.exhausted()}
+
+
+class UsageFile:
+    """``<run>/usage.json`` for a budget: saved at most once a second while the run goes (:meth:`save_soon`)
+    and when it ends (:meth:`save`)."""
+
+    EVERY_S = 1.0
+
+    def __init__(self, budget: Budget, run_dir: Path) -> None:
+        self.budget, self.run_dir, self.saved_at = budget, run_dir, 0.0
+
+    def save_soon(self) -> None:
+        if time.monotonic() - self.saved_at >= self.EVERY_S:
+            self.save()
+
+    def save(self) -> None:
+        self.budget.spent.save(self.run_dir)
+        self.saved_at = time.monotonic()
+
+
+def stop_message(run_id: str, budget: Budget) -> str:
+    """The one line a run stopped at its budget ends with (what was used, how to go on)."""
+    by_requests = budget.max_requests is not None and budget.spent.requests >= budget.max_requests
+    cap = "max_requests" if by_requests else "max_tokens"
+    return (f"run {run_id!r} stopped at its budget: {budget.describe()}; finished work is saved, continue it with "
+            f"--resume {run_id} --set budget.{cap}=<larger>")
+
+
+def write_stop_summary(run_dir: Path, graph: str | None, budget: Budget, usage: dict[str, Any],
+                       finished: dict[str, int], wall_s: float) -> None:
+    """``summary.json`` / ``summary.md`` of a run stopped at its budget (the finished run's replace them)."""
+    from lbt_agents.runs import write_atomic
+
+    summary = {"run_id": run_dir.name, "graph": graph, "stopped": "budget", "budget": budget.as_dict(),
+               "finished_in_last_step": finished, "wall_s": round(wall_s, 1), "usage": usage}
+    write_atomic(run_dir / "summary.json", json.dumps(summary, indent=2))
+    lines = [f"# Run `{run_dir.name}` stopped at its budget", "", f"Used {budget.describe()} (over all its sessions).",
+             "", f"Continue it with `--resume {run_dir.name}` and a larger budget (`--set budget.max_requests=...`)."]
+    write_atomic(run_dir / "summary.md", "\n".join(lines) + "\n")

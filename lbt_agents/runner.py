@@ -27,7 +27,7 @@ from typing import Any
 from langchain_core.language_models import BaseChatModel
 
 from lbt_agents.agents import Examiner
-from lbt_agents.budget import Budget, BudgetExhausted, Spent
+from lbt_agents.budget import Budget, BudgetExhausted, Spent, UsageFile, stop_message, write_stop_summary
 from lbt_agents.classroom import Classroom
 from lbt_agents.config import RunConfig
 from lbt_agents.errors import ConfigError
@@ -147,7 +147,7 @@ async def arun_graph(
                 await check_endpoints(live.classroom.agents())
             cache = call_cache(live, run)
             budget = Budget(live.budget.max_requests, live.budget.max_tokens, Spent.load(run.path))
-            usage = _UsageFile(budget, run.path)
+            usage = UsageFile(budget, run.path)
             classroom = None
             try:
                 classroom = Classroom.from_config(
@@ -168,8 +168,9 @@ async def arun_graph(
                     except BudgetExhausted:
                         finished = await _finished_tasks(runnable, config) if saver is not None else {}
                         usage.save()
-                        _budget_summary(run, cfg, graph, budget, classroom, finished, clock.seconds)
-                        raise BudgetExhausted(_budget_stop(run.run_id, budget)) from None
+                        write_stop_summary(run.path, getattr(graph, "name", None), budget, classroom.meter.as_dict(),
+                                           finished, clock.seconds)
+                        raise BudgetExhausted(stop_message(run.run_id, budget)) from None
                     if saver is not None:
                         final = (await runnable.aget_state(config)).values
             finally:
@@ -206,27 +207,6 @@ async def _drive(graph: Any, inputs: Any, config: dict[str, Any], classroom: Cla
     return final
 
 
-class _UsageFile:
-    """``<run>/usage.json``: what the run has spent, saved at most once a second while it runs and at its end."""
-
-    EVERY_S = 1.0
-
-    def __init__(self, budget: Budget, run_dir: Path) -> None:
-        self.budget, self.run_dir, self.saved_at = budget, run_dir, 0.0
-
-    def save_soon(self) -> None:
-        import time
-
-        if time.monotonic() - self.saved_at >= self.EVERY_S:
-            self.save()
-
-    def save(self) -> None:
-        import time
-
-        self.budget.spent.save(self.run_dir)
-        self.saved_at = time.monotonic()
-
-
 async def _finished_tasks(graph: Any, config: dict[str, Any]) -> dict[str, int]:
     """Finished tasks of the step that stopped, by node (their writes are saved: resume skips them)."""
     snapshot = await graph.aget_state(config)
@@ -235,24 +215,6 @@ async def _finished_tasks(graph: Any, config: dict[str, Any]) -> dict[str, int]:
         if task.result is not None and not task.error:
             done[task.name] = done.get(task.name, 0) + 1
     return done
-
-
-def _budget_stop(run_id: str, budget: Budget) -> str:
-    cap = "max_tokens" if budget.max_requests is None or budget.spent.requests < budget.max_requests else "max_requests"
-    return (f"run {run_id!r} stopped at its budget: {budget.describe()}; finished work is saved, continue it with "
-            f"--resume {run_id} --set budget.{cap}=<larger>")
-
-
-def _budget_summary(run: Any, cfg: RunConfig, graph: Any, budget: Budget, classroom: Classroom,
-                    finished: dict[str, int], wall_s: float) -> None:
-    """``summary.json`` / ``summary.md`` of a run stopped at its budget (the finished run's replace them)."""
-    summary = {"run_id": run.run_id, "graph": getattr(graph, "name", None), "stopped": "budget",
-               "budget": budget.as_dict(), "finished_in_last_step": finished, "wall_s": round(wall_s, 1),
-               "usage": classroom.meter.as_dict()}
-    write_atomic(run.path / "summary.json", json.dumps(summary, indent=2))
-    lines = [f"# Run `{run.run_id}` stopped at its budget", "", f"Used {budget.describe()} (over all its resumes).",
-             "", f"Continue it with `--resume {run.run_id}` and a larger budget (`--set budget.max_requests=...`)."]
-    write_atomic(run.path / "summary.md", "\n".join(lines) + "\n")
 
 
 def output_keys(graph: Any) -> list[str]:

@@ -162,6 +162,7 @@ def test_a_run_stops_at_its_budget_and_resumes_with_a_larger_one(tmp_path: Path,
         summary = json.loads((tmp_path / "runs" / "b" / "summary.json").read_text())
         assert summary["stopped"] == "budget"
         assert summary["budget"]["requests"] == 11 and summary["budget"]["max_requests"] == 11
+        assert summary["finished_in_last_step"] == {"exam": 11 - 2 * (3 + 1)}  # the admitted exams finished
         assert "stopped at its budget" in (tmp_path / "runs" / "b" / "summary.md").read_text()
 
         resume = ("m1", "--resume", "b", "--output-dir", str(tmp_path / "runs"), "--no-progress")
