@@ -279,3 +279,15 @@ def test_the_progress_line_shows_requests_and_eta(tmp_path: Path, capsys) -> Non
     run_m1(cfg, models=m1_models(), progress=True)  # not a terminal: progress lines
     last = [line for line in capsys.readouterr().err.splitlines() if line.startswith("progress:")][-1]
     assert "requests 20/20, ETA 0s" in last
+
+
+@pytest.mark.parametrize("command", [["m2", "prefs"], ["run", "lbt_agents.graphs.m1_scoring:from_config"]],
+                         ids=lambda c: c[0])
+def test_every_m1_run_command_stops_at_its_budget(command: list[str], tmp_path: Path) -> None:
+    with StubServer(text=ANSWER, models=("t", "s")) as stub:
+        config = write_config(tmp_path / "run.yaml", m1_data(tmp_path / "runs", stub.base_url))
+        code, out, err = lbt_out(*command, "--config", str(config), "--run-id", "b", "--no-progress",
+                                 "--set", "budget.max_requests=7")
+        assert stub.requests == 7
+    assert code == 5 and err.startswith("stopped: run 'b' stopped at its budget: 7 requests (of 7)"), err
+    assert json.loads((tmp_path / "runs" / "b" / "summary.json").read_text())["stopped"] == "budget"
