@@ -254,6 +254,19 @@ class SandboxConfig(_Model):
     )
 
 
+class BudgetConfig(_Model):
+    """Caps on a run's model calls; a run that reaches one stops cleanly (``--resume`` with a larger one continues)."""
+
+    max_requests: int | None = Field(
+        None, ge=1, description="Most model requests the run may send, over all its resumes (cache hits are free); "
+        "None: no cap. The run sends exactly this many at most.",
+    )
+    max_tokens: int | None = Field(
+        None, ge=1, description="Most prompt + completion tokens the run may use, over all its resumes; None: no "
+        "cap. Checked before each request, so requests in flight may go past it.",
+    )
+
+
 _RUN_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
 
 
@@ -285,6 +298,7 @@ class RunConfig(_Model):
     grading: GradingConfig = Field(default_factory=GradingConfig)
     sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
     max_concurrency: int = Field(64, ge=1, description="Most model requests in flight at once.")
+    budget: BudgetConfig = Field(default_factory=BudgetConfig)
 
     @model_validator(mode="before")
     @classmethod
