@@ -10,7 +10,7 @@ from typing import Any, Mapping, Sequence
 
 from langchain_core.language_models import BaseChatModel
 
-from lbt_agents.config import RunConfig
+from lbt_agents.config import RunConfig, TieBreak
 from lbt_agents.llm import UsageMeter
 from lbt_agents.progress import m1_progress
 from lbt_agents.runner import arun_graph
@@ -122,7 +122,7 @@ def summarize(
         "wall_s": round(wall_s, 1),
         "adaptive": cfg.m1.adaptive.enabled,
         "sandbox": _sandbox_record(),
-        **({"code": code_table(results)} if items and items[0]["tp"]["kind"] == "code" else {}),
+        **({"code": code_table(results, tie_break=cfg.m1.tie_break)} if items and items[0]["tp"]["kind"] == "code" else {}),
     }
 
 
@@ -133,12 +133,12 @@ def _sandbox_record() -> dict[str, Any]:
     return {"isolation": list(used), "unconfined": "bare" in used}
 
 
-def code_table(results: Sequence[dict[str, Any]]) -> dict[str, float | None]:
+def code_table(results: Sequence[dict[str, Any]], *, tie_break: TieBreak = "first_seen") -> dict[str, float | None]:
     """The paper's Tab. 3 columns, averaged over TPs: hidden-test pass rate
     (S-score) of the average pair, of M1-MAX's pair, and of both among pairs
     that pass the visible tests (V=1).  M1-MAX's pair is the run's own MAX
     selection; among the V=1 pairs it is chosen by the same rule (ties go to
-    the program more pairs wrote, i.e. votes), never by pair index."""
+    the program more pairs wrote, i.e. votes, then ``tie_break``), never by pair index."""
     from lbt_agents.grading.code import CodeGrader
     from lbt_agents.scoring import Candidate, select
 
@@ -149,7 +149,7 @@ def code_table(results: Sequence[dict[str, Any]]) -> dict[str, float | None]:
 
     def m1_max(pairs: list[dict[str, Any]]) -> float:
         cands = [Candidate(p["index"], p["answer"], p["correct"], p["lbt"]) for p in pairs]
-        index = select("max", cands, equivalent).index
+        index = select("max", cands, equivalent, tie_break=tie_break).index
         return next((p["hidden_score"] for p in pairs if p["index"] == index), 0.0)
 
     avg, chosen, avg_v1, chosen_v1 = [], [], [], []

@@ -189,3 +189,10 @@ def test_study_plan_filters_sampled_eps_in_the_default_profile() -> None:
     assert items[0]["tp"]["meta"]["exam_score"] == "fraction"
     with pytest.raises(ConfigError, match="no study plan 'nope'"):
         load_task(load_config(overrides=["task.name=leetcode", "task.options={study_plan: nope}"]).task)
+
+
+def test_code_table_full_ties_follow_the_runs_tie_break() -> None:
+    pairs = [_pair(0, "def f():\n    return 1\n", 1.0, 0.2), _pair(1, "def f():\n    return 2\n", 1.0, 0.9)]
+    results = [{"pairs": pairs, "selections": {}}]
+    assert code_table(results)["m1_max_v1"] == 0.2  # first seen
+    assert code_table(results, tie_break="last_seen")["m1_max_v1"] == 0.9  # official: first seen latest
