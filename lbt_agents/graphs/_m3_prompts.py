@@ -45,6 +45,13 @@ class M3Prompts:
         """Sampling settings every predictor call uses (students and the teacher)."""
         return {}
 
+    def predictor_messages(self, exemplars: Sequence[Exemplar], problem: Problem, *, task: str | None,
+                           persona: str | None) -> list[Message]:
+        """A predictor's prompt (what :meth:`predict` sends)."""
+        from lbt_agents.exemplars import few_shot_messages
+
+        return few_shot_messages(exemplars, problem, task=task, persona=persona)
+
     async def predict(self, agent: Agent, exemplars: Sequence[Exemplar], problem: Problem, *, key: str,
                       coalesce: bool, **overrides: Any) -> Reply:
         return await agent.answer_with_shots(exemplars, problem, key=key, coalesce=coalesce, **overrides)
@@ -185,9 +192,13 @@ class PaperPrompts(M3Prompts):
         order = sorted(range(len(sets)), key=lambda i: (scores[i], prompt(sets[i])), reverse=True)
         return [sets[i] for i in order]
 
+    def predictor_messages(self, exemplars: Sequence[Exemplar], problem: Problem, *, task: str | None,
+                           persona: str | None) -> list[Message]:
+        return [{"role": "user", "content": self.predictor_prompt(exemplars, problem)}]
+
     async def predict(self, agent: Agent, exemplars: Sequence[Exemplar], problem: Problem, *, key: str,
                       coalesce: bool, **overrides: Any) -> Reply:
-        messages: list[Message] = [{"role": "user", "content": self.predictor_prompt(exemplars, problem)}]
+        messages = self.predictor_messages(exemplars, problem, task=agent.task, persona=agent.persona)
         [reply] = await agent.chat.sample(messages, n=1, key=key, coalesce=coalesce, **overrides)
         return reply
 

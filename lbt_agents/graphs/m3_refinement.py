@@ -52,6 +52,7 @@ from lbt_agents import (
     merge,
     resolve_classroom,
 )
+from lbt_agents.budget import BudgetExhausted
 from lbt_agents.exemplars import Exemplar, ExemplarParseError, set_key
 from lbt_agents.graphs._m3_prompts import M3Prompts, prompt_set
 from lbt_agents.llm import Message, Reply
@@ -159,6 +160,8 @@ def m3_graph(
         try:
             reply = await prompts.predict(agent, exemplars, problem, key=key, coalesce=shared,
                                           **{**prompts.predictor_overrides(), **overrides})
+        except BudgetExhausted:
+            raise  # the run stops; this answer is asked again on resume
         except EndpointError as exc:
             return {"status": "down", "error": str(exc), "text": "", "answer": None, "correct": False}
         except Exception as exc:  # noqa: BLE001 - one bad request (e.g. too long) must not stop the round
@@ -189,7 +192,7 @@ def m3_graph(
         for attempt in range((m3.max_parse_retries if prompts.retries else 0) + 1):
             try:
                 [reply] = await agent.write(messages, key=f"m3:{key}:a{attempt}")
-            except EndpointError:
+            except (EndpointError, BudgetExhausted):
                 raise
             except Exception as exc:  # noqa: BLE001 - e.g. a prompt over the context limit: no set this time
                 attempts.append({"text": "", "error": f"request failed: {type(exc).__name__}: {exc}"[:300]})
@@ -394,7 +397,7 @@ def m3_graph(
         n, key = (m3.reasons, f"m3:explain:r{r}") if g is None else (1, f"m3:explain:r{r}:g{g}")
         try:
             replies: list[Reply] = await teacher.write(messages, n=n, key=key)
-        except EndpointError:
+        except (EndpointError, BudgetExhausted):
             raise
         except Exception as exc:  # noqa: BLE001 - e.g. a prompt over the context limit: no new sets this time
             return {"log": [{"round": r, "lane": payload["lane"], "event": "explain_failed",
@@ -496,6 +499,13 @@ def inputs(cfg: RunConfig) -> dict[str, Any]:
     train, test = load_splits(cfg)
     check_sizes(cfg, train, test)
     return {"train": train, "test": test}
+
+
+def plan(cfg: RunConfig, inputs: dict[str, Any]) -> Any:
+    """The requests and tokens this graph will ask for, at most (``lbt m3 --dry-run``); see :mod:`lbt_agents.plan`."""
+    from lbt_agents.plan import plan_m3
+
+    return plan_m3(cfg, inputs["train"], inputs["test"])
 
 
 def load_splits(cfg: RunConfig) -> tuple[list[Problem], list[Problem]]:

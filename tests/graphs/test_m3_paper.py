@@ -18,6 +18,7 @@ from lbt_agents.config import (
     M3Config,
     RunConfig,
     Sampling,
+    load_config,
 )
 from lbt_agents.errors import ConfigError
 from lbt_agents.graphs._m3_prompts import PaperPrompts
@@ -112,6 +113,11 @@ def test_the_paper_profile_sets_the_official_m3_settings() -> None:
     assert (m3.score_sampling, m3.score_budget, m3.predict_max_tokens) == ("fresh", 2048, 4)
     assert (m3.metric, m3.positive_label, m3.test_limit, m3.max_parse_retries) == ("f1", "Yes", None, 0)
     assert RunConfig().m3 == M3Config()  # the default profile keeps M3's own settings
+    cfg = load_config(overrides=["profile=paper", "task.name=liar"])  # label tasks: the patch's sampling
+    teacher_sampling, [student] = cfg.classroom.teacher.sampling, cfg.classroom.students
+    assert (teacher_sampling.temperature, teacher_sampling.top_p, teacher_sampling.top_k) == (0.7, 1.0, None)
+    assert teacher_sampling.max_tokens == 1024 and cfg.classroom.teacher.role == "teacher"
+    assert (student.sampling.temperature, student.sampling.top_k, student.sampling.max_tokens) == (0.0, None, 4)
 
 
 async def test_a_default_prompt_set_task_is_refused_under_the_paper_prompts() -> None:
