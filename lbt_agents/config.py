@@ -114,6 +114,21 @@ class ClassroomConfig(_Model):
         return [self.teacher, *self.teachers, *self.students]
 
 
+class CodeTaskConfig(_Model):
+    """How code tasks (leetcode, humaneval) score exams and choose exam problems."""
+
+    score: Literal["fraction", "all_pass"] = Field(
+        "fraction",
+        description="An exam's score: the share of the EP's visible tests that pass (fraction), or 1 only when all "
+        "of them pass and else 0 (all_pass, the paper).",
+    )
+    exam_problems: Literal["sample", "study_plan"] = Field(
+        "sample",
+        description="EPs of a TP: eps_per_tp other problems of its topic (sample, seeded), or every other problem "
+        "of the TP's tag (option topic) in its study-plan group (option study_plan): the paper; leetcode only.",
+    )
+
+
 class TaskConfig(_Model):
     """Which problems to teach and examine."""
 
@@ -129,6 +144,7 @@ class TaskConfig(_Model):
     eps_per_tp: int = Field(3, ge=1, description="Exam problems per teaching problem.")
     seed: int = Field(0, description="Seed for generated variants and sampling of problems.")
     options: dict[str, Any] = Field(default_factory=dict, description="Task-specific options.")
+    code: CodeTaskConfig = Field(default_factory=CodeTaskConfig, description="Code tasks' exam score and EPs.")
 
 
 class AdaptiveConfig(_Model):
@@ -174,8 +190,11 @@ class M3Config(_Model):
     reasons: int = Field(2, ge=1, description="Failure explanations (and new sets) per beam entry per round.")
     score_sample: int = Field(16, ge=1, description="Training problems used to score candidate sets.")
     test_limit: int | None = Field(60, ge=1, description="Test problems for the per-round metric (None: all).")
-    init: Literal["train", "teacher"] = Field(
-        "train", description="Start from K training examples, or let the teacher write K exemplars."
+    init: Literal["train", "teacher", "balanced"] = Field(
+        "train",
+        description="Start from the first K training examples (of a seeded shuffle), let the teacher write K "
+        "exemplars, or 'balanced': K/2 random examples of the positive class and K/2 of the other, shuffled "
+        "(a binary label task; the official LbT-M3 `--init_method train`).",
     )
     max_parse_retries: int = Field(1, ge=0, description="Retries when a teacher reply is not K exemplars.")
     max_failures: int = Field(6, ge=1, description="Most pooled failures shown to the teacher per explanation.")
@@ -187,6 +206,40 @@ class M3Config(_Model):
     seed: int = Field(0, description="Seed for initial exemplars, minibatches and the scoring sample.")
     predict_max_tokens: int | None = Field(
         None, gt=0, description="Most tokens when a teacher answers problems (scoring, test); default: its max_tokens."
+    )
+    prompt_set: Literal["m3", "paper"] = Field(
+        "m3",
+        description="Texts and formats of M3's prompts: 'm3' (worked exemplars, chain-of-thought predictors, the "
+        "whole explanation as one reason) or 'paper' (the official LbT-M3 patch on ProTeGi: Text:/Label: "
+        "exemplars without rationale, direct Yes/No predictors graded by the reply's first word, reasons and "
+        "sets wrapped in <START>/<END>, one user message without a system prompt).",
+    )
+    failure_sampling: Literal["first", "random"] = Field(
+        "first",
+        description="Failures an explanation sees: 'first': one prompt over the first max_failures pooled failures "
+        "(students interleaved), sampled `reasons` times; 'random': `reasons` explanation calls, each over its "
+        "own seeded random sample of max_failures pooled failures (the official 'gradients').",
+    )
+    min_reason_words: int = Field(
+        0, ge=0, description="Drop reasons of this many words or fewer (official: 5, 'something like ... and ...')."
+    )
+    max_new_sets: int | None = Field(
+        None, ge=1, description="Most new sets per beam set per round, a seeded sample of its reasons' sets "
+        "(official max_expansion_factor: 8); default: all.",
+    )
+    score_sampling: Literal["fixed", "fresh"] = Field(
+        "fixed",
+        description="Scoring sample: 'fixed': the same score_sample problems every round (a set keeps its score); "
+        "'fresh': a new seeded random sample of the training split each round, on which the round's new sets and "
+        "the beam's sets are all (re)scored (the official brute-force evaluator; a lane with one set is not scored).",
+    )
+    score_budget: int | None = Field(
+        None, ge=1, description="With score_sampling 'fresh': the sample has score_budget // (sets to score) "
+        "problems (official eval_budget: 32 x 8 x 8 = 2048); default: score_sample problems.",
+    )
+    repeats: int = Field(
+        1, ge=1, description="Independent runs with seeds seed, seed+1, ...; the per-round test metric is reported "
+        "as mean, std and standard error over them (run `<run_id>-rep<i>` each).",
     )
 
 
@@ -254,6 +307,19 @@ class SandboxConfig(_Model):
     )
 
 
+class BudgetConfig(_Model):
+    """Caps on a run's model calls; a run that reaches one stops cleanly (``--resume`` with a larger one continues)."""
+
+    max_requests: int | None = Field(
+        None, ge=1, description="Most model requests the run may send, over all its resumes (cache hits are free); "
+        "None: no cap. The run sends exactly this many at most.",
+    )
+    max_tokens: int | None = Field(
+        None, ge=1, description="Most prompt + completion tokens the run may use, over all its resumes; None: no "
+        "cap. Checked before each request, so requests in flight may go past it.",
+    )
+
+
 _RUN_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
 
 
@@ -285,18 +351,21 @@ class RunConfig(_Model):
     grading: GradingConfig = Field(default_factory=GradingConfig)
     sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
     max_concurrency: int = Field(64, ge=1, description="Most model requests in flight at once.")
+    budget: BudgetConfig = Field(default_factory=BudgetConfig)
 
     @model_validator(mode="before")
     @classmethod
     def _profile_defaults(cls, data: Any) -> Any:
         if not isinstance(data, dict):
             return data
-        from lbt_agents.profiles import profile_defaults, under
+        from lbt_agents.profiles import as_data, profile_defaults, under
 
         name = data.get("profile", "default")
         if not isinstance(name, str):
             raise ValueError(f"profile must be a name, got {name!r}")
-        return under(profile_defaults(name), data)
+        data = as_data(data)
+        task = data.get("task") if isinstance(data.get("task"), dict) else {}
+        return under(profile_defaults(name, task_name=task.get("name", TaskConfig.model_fields["name"].default)), data)
 
     @field_validator("run_id")
     @classmethod

@@ -58,6 +58,7 @@ from lbt_agents._openai_chat import (
     OpenAIChat,
     new_session,
 )
+from lbt_agents.budget import Budget
 from lbt_agents.cache import CallCache, cache_key
 from lbt_agents.config import EMBEDDED, AgentConfig
 from lbt_agents.errors import ConfigError, EndpointError
@@ -141,16 +142,18 @@ def _prefix_key(model: str, messages: Sequence[Message]) -> int:
 
 
 class CallLimits:
-    """At most ``max_concurrency`` requests in flight, shared by the agents that hold it.
+    """At most ``max_concurrency`` requests in flight (and a run's budget), shared by the agents that hold it.
 
     Its semaphore, prefix turns and in-flight calls are made per event loop, when
     first used, so one classroom serves any number of runs and loops.
     """
 
-    def __init__(self, max_concurrency: int = 64) -> None:
+    def __init__(self, max_concurrency: int = 64, budget: Budget | None = None) -> None:
         if max_concurrency < 1:
             raise ConfigError(f"max_concurrency must be at least 1, got {max_concurrency}")
         self.max_concurrency = max_concurrency
+        self.budget = budget
+        """The run's :class:`~lbt_agents.budget.Budget`: every request the agents send is counted (or refused) there."""
         self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState] = weakref.WeakKeyDictionary()
 
     def here(self) -> _LoopState:
@@ -337,9 +340,18 @@ class ChatAgent:
         missing = [i for i, r in enumerate(replies) if r is None]
         if not missing:
             return replies  # type: ignore[return-value]
-        started = time.perf_counter()
-        fresh = await self._request(to_langchain(messages), params, seeds[missing[0]], n=len(missing), route=route)
+        started, budget = time.perf_counter(), self.limits.budget
+        if budget is not None:  # one request, counted (or refused) like any other
+            await budget.admit()
+        try:
+            fresh = await self._request(to_langchain(messages), params, seeds[missing[0]], n=len(missing), route=route)
+        except BaseException:
+            if budget is not None:
+                budget.settle()
+            raise
         fresh = fresh[: len(missing)]
+        if budget is not None:
+            budget.settle(fresh[0].prompt_tokens if fresh else 0, sum(r.completion_tokens for r in fresh))
         self.meter.of(self.name).add_request(fresh, time.perf_counter() - started)
         for i, reply in zip(missing, fresh):
             replies[i] = reply
@@ -385,6 +397,14 @@ class ChatAgent:
             inflight.pop(ident, None)
 
     async def _fresh(
+        self, ck: str, messages: Sequence[Message], params: dict[str, Any], seed: int | None, prefix: int | None,
+        route: str | None,
+    ) -> Reply:  # fmt: skip
+        if self.limits.budget is not None:  # counted, or refused once the run's budget is spent
+            return await self.limits.budget.spend(self._send, ck, messages, params, seed, prefix, route)
+        return await self._send(ck, messages, params, seed, prefix, route)
+
+    async def _send(
         self, ck: str, messages: Sequence[Message], params: dict[str, Any], seed: int | None, prefix: int | None,
         route: str | None,
     ) -> Reply:  # fmt: skip
