@@ -25,7 +25,8 @@ def _features() -> dict[str, Any]:
     })
     pairs = Features({
         "run_id": text, "tp_id": text, "pair_id": text, "index": i64, "answer": text, "correct": flag, "score": f64,
-        "hidden_score": f64, "lbt": f64, "votes": i64, "group": i64, "chosen_by": [text], "scored_as": text, "exams_taken": i64,
+        "hidden_score": f64, "lbt": f64, "votes": i64, "group": i64, "chosen_by": [text], "scored_as": text,
+        "exams_taken": i64,
         "per_student": [{"student": text, "score": f64}], "truncated": flag, "prompt_tokens": i64,
         "completion_tokens": i64, "text": text,
     })
@@ -62,7 +63,8 @@ def pair_rows(results: Mapping[str, TPResult], run_id: str) -> list[dict[str, An
             rows.append({
                 "run_id": run_id, "tp_id": r["tp_id"], "pair_id": p["id"], "index": p["index"], "answer": p["answer"],
                 "correct": p["correct"], "score": p["score"], "hidden_score": p.get("hidden_score"), "lbt": p["lbt"],
-                "votes": p.get("votes", 0), "group": p.get("group"), "chosen_by": chosen.get(p["index"], []), "scored_as": p.get("scored_as"),
+                "votes": p.get("votes", 0), "group": p.get("group"), "chosen_by": chosen.get(p["index"], []),
+                "scored_as": p.get("scored_as"),
                 "exams_taken": len(p["exams"]),
                 "per_student": [{"student": s, "score": v} for s, v in p["per_student"].items()],
                 "truncated": p["truncated"], "prompt_tokens": p["prompt_tokens"],

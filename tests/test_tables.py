@@ -51,7 +51,9 @@ def test_a_run_without_exams_still_writes_empty_tables(tmp_path: Path) -> None:
     assert len(load_from_disk(str(paths["tps"]))) == 1
 
 
-async def test_runs_with_missing_answers_and_shards_concatenate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_runs_with_missing_answers_and_shards_concatenate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A run where the teacher does not answer one TP (answers, groups, selections null; a note) concatenates
     with one where it always answers,
     and ``read_table`` reads a table written as several shards."""

@@ -16,7 +16,8 @@ table{border-collapse:collapse;margin:.6em 0;font-size:.92em}th,td{border:1px so
 text-align:left;vertical-align:top}th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}
 img.plot{max-width:100%;height:auto;display:block;margin:.6em 0}
 pre{background:#f7f7f7;padding:.6em;white-space:pre-wrap;word-break:break-word;max-height:28em;overflow:auto}
-details{margin:.3em 0}details>summary{cursor:pointer}details.tp{border:1px solid #ddd;border-radius:4px;padding:.3em .6em}
+details{margin:.3em 0}details>summary{cursor:pointer}
+details.tp{border:1px solid #ddd;border-radius:4px;padding:.3em .6em}
 .note{background:#fff4d6;border-left:4px solid #e0a800;padding:.5em .8em;margin:.6em 0}
 .ok{color:#17803d;font-weight:600}.bad{color:#b42318;font-weight:600}.muted{color:#777}
 """
@@ -77,5 +78,6 @@ def pre(text: Any) -> str:
 
 def page(title: str, body: str) -> str:
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>'
-            f'<link rel="icon" href="data:,"><meta name="viewport" content="width=device-width, initial-scale=1"><style>{CSS}</style></head>'
+            '<link rel="icon" href="data:,"><meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<style>{CSS}</style></head>"
             f"<body>{body}</body></html>\n")

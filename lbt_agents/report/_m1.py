@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from lbt_agents.report import _plots
-from lbt_agents.report._html import ci, details, esc, image, mark, note, pct, pre, table
+from lbt_agents.report._html import ci, details, esc, image, mark, note, pre, table
 from lbt_agents.report._load import RunData
 from lbt_agents.report._selection import by_tp, pairs_curve, per_student
 from lbt_agents.report._stats import auroc, format_auroc, mcnemar_exact, mean_ci, paired_diff_ci
@@ -86,8 +86,8 @@ def section(run: RunData, stats: dict[str, Any], out: Path, tag: str) -> str:
 def _separation(run: RunData, stats: dict[str, Any], out: Path, tag: str) -> str:
     answered = [p for p in run.pairs if p["answer"] is not None]
     html = ["<h3>Do LbT scores separate right pairs from wrong ones?</h3>",
-            f"<p>AUROC of LbT scores, right vs wrong answered pairs: <b>{esc(format_auroc(stats['auroc']))}</b> "
-            "(0.5: no separation; interval from resampling whole TPs).</p>"]
+            (f"<p>AUROC of LbT scores, right vs wrong answered pairs: <b>{esc(format_auroc(stats['auroc']))}</b> "
+             "(0.5: no separation; interval from resampling whole TPs).</p>")]
     if answered:
         right = [p["lbt"] for p in answered if p["correct"]]
         wrong = [p["lbt"] for p in answered if not p["correct"]]
@@ -150,13 +150,14 @@ def _drilldown(run: RunData) -> str:
     html = ["<h3>Teaching problems</h3><p>Click a TP to see its pairs, their exams and why each answer won.</p>"]
     for t in sorted(run.tps, key=lambda t: t["tp_id"]):
         mine = pairs.get(t["tp_id"], [])
-        marks = " ".join(f"{NAMES[m]} {mark(t.get(f'{m}_correct'))}" for m in MODES if t.get(f"{m}_correct") is not None)
+        done = [m for m in MODES if t.get(f"{m}_correct") is not None]
+        marks = " ".join(f"{NAMES[m]} {mark(t[f'{m}_correct'])}" for m in done)
         body = [f"<p><b>Gold answer:</b> {esc(t['gold'])}</p>", pre(t["question"])]
         if t.get("note"):
             body.append(note(t["note"]))
         sel = [[NAMES[m], esc(t[f"{m}_answer"]), mark(t[f"{m}_correct"]),
                 esc(_why(m, mine, t[f"{m}_answer"])) if m != "greedy" else "the teacher's greedy answer"]
-               for m in MODES if t.get(f"{m}_correct") is not None]
+               for m in done]
         body.append(table(["method", "answer", "", "why it won"], sel, raw=True))
         groups = _groups(mine)
         if groups:
@@ -164,10 +165,11 @@ def _drilldown(run: RunData) -> str:
                               [[esc(g["answer"]), mark(g["correct"]), g["votes"], f"{g['max']:.2f}", f"{g['sum']:.2f}",
                                 f"{g['avg']:.2f}"] for g in groups], raw=True))
         for p in mine:
+            chosen = ", ".join(NAMES.get(c, c) for c in p["chosen_by"])
             students = ", ".join(f"{x['student']} {x['score']:.2f}" for x in p["per_student"])
             head = (f"pair {p['index']}: answer {esc(p['answer'])} {mark(p['correct'])}, LbT {p['lbt']:.2f} "
                     f"({esc(students)}), votes {p['votes']}"
-                    + (f", chosen by {esc(', '.join(NAMES.get(c, c) for c in p['chosen_by']))}" if p["chosen_by"] else "")
+                    + (f", chosen by {esc(chosen)}" if chosen else "")
                     + (f", scored as {esc(p['scored_as'])}" if p.get("scored_as") else ""))
             rows = [[esc(e["student"]), esc(e["ep_id"]), e["rep"], esc(e["answer"]), mark(e["correct"]),
                      f"{e['score']:.2f}", details("reply", pre(e["text"]))] for e in exams.get(p["pair_id"], [])]

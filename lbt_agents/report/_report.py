@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,7 +139,8 @@ def _usage(run: RunData, out: Path, tag: str) -> str:
     img = image(_plots.bars(values, out / f"{tag}-usage.png", title="tokens per agent", ylabel="tokens"),
                 "tokens per agent")
     return ("<h3>Tokens, requests and time per agent</h3>"
-            + table(["agent", "requests", "cache hits", "prompt tokens", "completion tokens", "time in calls (s)"], rows)
+            + table(["agent", "requests", "cache hits", "prompt tokens", "completion tokens", "time in calls (s)"],
+                    rows)
             + img)
 
 
@@ -207,8 +207,8 @@ def _m3(run: RunData, out: Path, tag: str) -> tuple[str, dict[str, Any]]:
         failed = {f for x in mine for f in x.get("failures", [])}
         fail_rows = [[answers[f]["student"], answers[f]["problem"]["id"], esc(answers[f].get("answer")),
                       esc(answers[f]["problem"]["answer"])] for f in sorted(failed) if f in answers]
-        body = [f"<p>{r['failures']} failures on the minibatch; best set {esc(r['best_set'])} "
-                f"(score {pct(r['best_score'])})</p>"]
+        body = [(f"<p>{r['failures']} failures on the minibatch; best set {esc(r['best_set'])} "
+                 f"(score {pct(r['best_score'])})</p>")]
         if fail_rows:
             body.append("<h4>Failures the teacher saw</h4>" + table(["student", "problem", "answer", "gold"], fail_rows,
                                                                     raw=True))
@@ -226,7 +226,9 @@ def _m3(run: RunData, out: Path, tag: str) -> tuple[str, dict[str, Any]]:
     return "".join(html), {"lanes": lanes, "headline": ", ".join(f"{n}: {pct(v)}" for n, v in last.items())}
 
 
-def _compare(runs: Sequence[RunData], stats: dict[str, Any], out: Path, *, seed: int) -> tuple[str, dict[str, Any], list[str]]:
+def _compare(
+    runs: Sequence[RunData], stats: dict[str, Any], out: Path, *, seed: int
+) -> tuple[str, dict[str, Any], list[str]]:
     """Runs side by side: on the same task and TPs, each method's paired difference between runs."""
     m1 = [r for r in runs if r.tps]
     if len(m1) < 2:
@@ -255,6 +257,7 @@ def _compare(runs: Sequence[RunData], stats: dict[str, Any], out: Path, *, seed:
                                                                 title="accuracy per method and run"), "runs compared")]
     if rows:
         html.append("<p>Paired over the TPs both runs have (bootstrap over TPs, exact McNemar):</p>")
-        html.append(table(["runs", "method", "common TPs", "difference, points [95% CI]", "TPs only first / only second",
+        html.append(table(["runs", "method", "common TPs", "difference, points [95% CI]",
+                           "TPs only first / only second",
                            "McNemar exact p"], rows, id="compare"))
     return "".join(html), numbers, notes

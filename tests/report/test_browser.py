@@ -35,7 +35,9 @@ def chromium() -> str:
 
 
 @pytest.mark.timeout(300)
-def test_report_opens_in_chromium_with_plots_and_a_drilldown(chromium: str, runs: dict[str, Path], tmp_path: Path) -> None:
+def test_report_opens_in_chromium_with_plots_and_a_drilldown(
+    chromium: str, runs: dict[str, Path], tmp_path: Path
+) -> None:
     from playwright.sync_api import sync_playwright
 
     report = write_report([runs["m1"], runs["m3"]], tmp_path / "out")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import shutil
@@ -131,3 +132,27 @@ def test_run_commands_end_with_the_reports_path(command: str, runs: dict[str, Pa
     assert (run / "report" / "report.html").is_file()
     if command == "m1":
         assert "AUROC of LbT scores, right vs wrong pairs: 1.00 [1.00, 1.00]" in out
+
+
+def test_m2_report_has_pair_statistics_and_the_held_out_table(tmp_path: Path) -> None:
+    from lbt_agents import M1Config, RunConfig
+    from lbt_agents.m2 import arun_m2_prefs
+    from tests.graphs.test_m1_scoring import ITEMS, classroom
+    from tests.graphs.test_m2_preferences import models
+
+    cfg = RunConfig(run_id="p", output_dir=tmp_path, classroom=classroom(students=1), m1=M1Config(pairs_per_tp=4),
+                    task={"name": "gsm8k", "limit": 2}, max_concurrency=4)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("lbt_agents.tasks.load_task", lambda c: ITEMS)
+        prefs = asyncio.run(arun_m2_prefs(cfg, models=models(), progress=False))
+    held_out = tmp_path / "eval"  # what `lbt m2 eval --out eval` writes
+    held_out.mkdir()
+    (held_out / "m2_eval.json").write_text(json.dumps({"task": {"name": "gsm8k"}, "problems": 20, "models": {
+        "base": {"model": "smollm2-135m", "accuracy": 0.25, "correct": 5, "truncated": 1},
+        "m2": {"model": "runs/dpo/merged", "accuracy": 0.4, "correct": 8, "truncated": 0}}}))
+    page, stats = report_of(tmp_path, prefs.run_dir, held_out)
+    assert stats["runs"]["p"]["kind"] == "m2" and stats["runs"]["p"]["prefs"]["m2"] == {"pairs": 6, "tps": 2,
+                                                                                        "mean_gap": 1.0}
+    heldout = stats["runs"]["eval"]["heldout"]
+    assert heldout["m2"]["value"] == 0.4 and heldout["m2"]["low"] < 0.4 < heldout["m2"]["high"]
+    assert "M2 preference pairs" in page and "M2 held-out evaluation: greedy accuracy on 20 problems" in page
