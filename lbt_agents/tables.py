@@ -128,10 +128,16 @@ def _parts(root: Path) -> list[Path]:
 def read_table(run_dir: Path, name: str) -> Any:
     """Table ``name`` of a run as one ``datasets.Dataset`` (its shards concatenated), or None when
     the run has none yet.  Reads ``run_dir/name`` whether it is one saved dataset or a folder of
-    shards (dataset folders or ``*.arrow`` files, in any depth)."""
+    shards (dataset folders or ``*.arrow`` files, in any depth); without it, the finished TPs'
+    shards ``run_dir/shards/*/name`` (a run still in progress)."""
     from datasets import Dataset, concatenate_datasets, load_from_disk
 
-    parts = [load_from_disk(str(p)) if p.is_dir() else Dataset.from_file(str(p)) for p in _parts(Path(run_dir) / name)]
+    run_dir = Path(run_dir)
+    found = _parts(run_dir / name)
+    if not found and (run_dir / "shards").is_dir():
+        found = [p for shard in sorted((run_dir / "shards").iterdir()) if not shard.name.startswith(".")
+                 for p in _parts(shard / name)]
+    parts = [load_from_disk(str(p)) if p.is_dir() else Dataset.from_file(str(p)) for p in found]
     parts = [p for p in parts if len(p)]
     if not parts:
         return None

@@ -87,4 +87,12 @@ async def test_runs_with_missing_answers_and_shards_concatenate(
     (sharded / "pairs" / ".004.partial").mkdir()  # a shard being written is not read
     assert read_table(sharded, "pairs").to_list() == whole.to_list()
     assert read_table(sharded, "exams") is None
+
+    # a run in progress: only its finished TPs' shards, <run>/shards/<tp>/<table>
+    running = tmp_path / "running"
+    for tp in ("tp1", "tp2"):
+        rows = [r for r in whole.to_list() if r["tp_id"] == tp]
+        Dataset.from_list(rows, features=features("pairs")).save_to_disk(str(running / "shards" / tp / "pairs"))
+    (running / "shards" / ".tp3.tmp" / "pairs").mkdir(parents=True)  # a shard being written
+    assert read_table(running, "pairs").to_list() == whole.to_list()
     shutil.rmtree(sharded)
