@@ -47,9 +47,7 @@ def write_report(run_dirs: Sequence[str | Path], out: str | Path | None = None, 
         raise DataError("give at least one run folder")
     runs = [load_run(Path(p)) for p in run_dirs]
     out = Path(out) if out is not None else default_out([Path(p) for p in run_dirs])
-    out.mkdir(parents=True, exist_ok=True)
-    for old in out.glob("*.png"):
-        old.unlink()
+    _clear(out)
     notes = [n for r in runs for n in r.notes]
     stats: dict[str, Any] = {"runs": {}}
     sections = []
@@ -71,8 +69,26 @@ def write_report(run_dirs: Sequence[str | Path], out: str | Path | None = None, 
     title = "lbt report: " + ", ".join(r.run_id for r in runs)
     path = out / "report.html"
     write_atomic(path, page(title, "".join(body)))
+    stats["files"] = sorted(p.name for p in out.glob("*.png"))
     write_atomic(out / "report.json", json.dumps(stats, indent=1, default=str))
     return Report(path, stats, notes)
+
+
+def _clear(out: Path) -> None:
+    """Make ``out`` ready: new, empty, or an earlier report's folder (whose PNGs go); others are refused."""
+    if out.exists() and not out.is_dir():
+        raise DataError(f"--out {out} is a file; give a folder for the report")
+    if out.is_dir() and any(out.iterdir()):
+        if not (out / "report.json").is_file():
+            raise DataError(f"--out {out} is not empty and holds no report; give a new or empty folder")
+        try:
+            old = json.loads((out / "report.json").read_text()).get("files", [])
+        except (OSError, ValueError):
+            old = []
+        for name in old:
+            if isinstance(name, str) and name.endswith(".png") and "/" not in name:
+                (out / name).unlink(missing_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
 
 
 def _summary(runs: Sequence[RunData], stats: dict[str, Any]) -> str:

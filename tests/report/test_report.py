@@ -100,6 +100,18 @@ def test_not_a_run_is_one_error_line(tmp_path: Path, capsys) -> None:
     assert not (tmp_path / "notarun" / "report").exists()
 
 
+def test_out_must_be_new_empty_or_an_earlier_report(runs: dict[str, Path], tmp_path: Path, capsys) -> None:
+    mine = tmp_path / "photos"
+    mine.mkdir()
+    (mine / "holiday.png").write_bytes(b"not a plot")
+    assert lbt("report", str(runs["m3"]), "--out", str(mine)) != 0
+    assert "is not empty and holds no report" in capsys.readouterr().err and (mine / "holiday.png").exists()
+    again = tmp_path / "again"
+    assert lbt("report", str(runs["m1"]), "--out", str(again)) == 0
+    assert lbt("report", str(runs["m3"]), "--out", str(again)) == 0  # an earlier report's plots are replaced
+    assert sorted(p.name for p in again.glob("*.png")) == ["0-m3-metric-by-round.png", "0-m3-usage.png"]
+
+
 def test_an_unfinished_run_reports_what_it_saved_and_says_so(runs: dict[str, Path], tmp_path: Path, capsys) -> None:
     run = tmp_path / "m1-stopped"
     shutil.copytree(runs["m1"], run, ignore=shutil.ignore_patterns("report", "summary.*", ".lock"))
