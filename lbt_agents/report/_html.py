@@ -52,9 +52,10 @@ def table(header: Sequence[str], rows: Iterable[Sequence[Any]], *, id: str | Non
     """A table; cells are escaped unless ``raw`` (then they are HTML already)."""
     cell = (lambda v: str(v)) if raw else esc
     head = "".join(f"<th>{esc(h)}</th>" for h in header)
+    head = f"<thead><tr>{head}</tr></thead>" if any(header) else ""
     body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in r) + "</tr>" for r in rows)
     attr = f' id="{esc(id)}"' if id else ""
-    return f"<table{attr}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return f"<table{attr}>{head}<tbody>{body}</tbody></table>"
 
 
 def image(path: Path, alt: str) -> str:

@@ -38,7 +38,7 @@ def analyse(run: RunData, *, seed: int = 0, draws: int = 200) -> dict[str, Any]:
     res = outcomes(run)
     acc = {m: mean_ci(list(v.values()), seed=seed).as_dict() for m, v in res.items()}
     vs_sc = {m: paired(v, res["SC"], seed) for m, v in res.items() if m != "SC" and "SC" in res}
-    answered = [p for p in run.pairs if p["answer"] is not None]
+    answered = scored(run.pairs)
     sep = auroc([p["lbt"] for p in answered], [bool(p["correct"]) for p in answered], [p["tp_id"] for p in answered],
                 seed=seed)
     tps = by_tp(run.pairs)
@@ -83,11 +83,16 @@ def section(run: RunData, stats: dict[str, Any], out: Path, tag: str) -> str:
     return "".join(parts)
 
 
+def scored(pairs: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """Pairs whose LbT score says something: answered, and examined (or standing in for one that was)."""
+    return [p for p in pairs if p["answer"] is not None and (p["exams_taken"] or p.get("scored_as"))]
+
+
 def _separation(run: RunData, stats: dict[str, Any], out: Path, tag: str) -> str:
-    answered = [p for p in run.pairs if p["answer"] is not None]
+    answered = scored(run.pairs)
     html = ["<h3>Do LbT scores separate right pairs from wrong ones?</h3>",
-            (f"<p>AUROC of LbT scores, right vs wrong answered pairs: <b>{esc(format_auroc(stats['auroc']))}</b> "
-             "(0.5: no separation; interval from resampling whole TPs).</p>")]
+            (f"<p>AUROC of LbT scores, right vs wrong pairs (answered and examined): "
+             f"<b>{esc(format_auroc(stats['auroc']))}</b> (0.5: no separation; interval from resampling whole TPs).</p>")]
     if answered:
         right = [p["lbt"] for p in answered if p["correct"]]
         wrong = [p["lbt"] for p in answered if not p["correct"]]

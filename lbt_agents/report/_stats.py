@@ -108,8 +108,10 @@ def auroc(
 
 
 def tp_auroc(results: Mapping[str, Mapping[str, Any]], *, seed: int = 0) -> dict[str, Any]:
-    """:func:`auroc` over the answered pairs of M1 results (``TPResult`` s by TP id)."""
-    rows = [(p["lbt"], p["correct"], tp) for tp, r in results.items() for p in r["pairs"] if p["answer"] is not None]
+    """:func:`auroc` over the scored pairs of M1 results (``TPResult`` s by TP id): pairs with an answer
+    that took exams or stand in for one that did (adaptive M1 leaves some unexamined)."""
+    rows = [(p["lbt"], p["correct"], tp) for tp, r in results.items() for p in r["pairs"]
+            if p["answer"] is not None and (p["exams"] or p.get("scored_as"))]
     if not rows:
         return {"value": None, "low": None, "high": None, "right": 0, "wrong": 0, "tps": 0}
     scores, labels, tps = zip(*rows)
