@@ -86,6 +86,9 @@ def load_run(path: Path) -> RunData:
                 run.prefs[folder.name.removeprefix("preferences_")] = rows
     elif run.tps or run.pairs or (summary and "accuracy" in summary):
         run.kind = "m1"
+    if summary and summary.get("stopped"):
+        run.notes.append(f"run {run.run_id!r} stopped early ({summary['stopped']}): this report shows the work "
+                         f"done before it stopped; --resume continues it")
     if not run.finished:
         have = [n for n in ("tps", "pairs", "exams") if getattr(run, n)] + (["rounds"] if run.rounds else [])
         if not have:

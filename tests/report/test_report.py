@@ -121,6 +121,13 @@ def test_an_unfinished_run_reports_what_it_saved_and_says_so(runs: dict[str, Pat
     page = (run / "report" / "report.html").read_text()
     assert "has not finished" in page and "NOT FINISHED" in page and page.count('<details class="tp"') == 6
 
+    stopped = tmp_path / "m1-budget"  # stopped at its budget: a summary, but not all the work
+    shutil.copytree(runs["m1"], stopped, ignore=shutil.ignore_patterns("report", ".lock"))
+    summary = json.loads((stopped / "summary.json").read_text())
+    (stopped / "summary.json").write_text(json.dumps({**summary, "stopped": "budget"}))
+    assert lbt("report", str(stopped)) == 0
+    assert "note: run 'm1-budget' stopped early (budget)" in capsys.readouterr().out
+
     for name in ("tps", "pairs", "exams"):  # nothing saved yet: nothing to show
         shutil.rmtree(run / name)
     assert lbt("report", str(run)) != 0 and "error: run 'm1-stopped' has not finished" in capsys.readouterr().err
