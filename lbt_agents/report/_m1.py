@@ -72,9 +72,10 @@ def section(run: RunData, stats: dict[str, Any], out: Path, tag: str) -> str:
         parts.append(image(_plots.differences(diffs, out / f"{tag}-vs-sc.png", title="paired difference to SC"),
                            "difference to SC"))
     if stats["curve"]:
+        draws = next(iter(stats["curve"].values()))[0]["draws"]
         parts.append("<h3>Accuracy against TR-TA pairs per TP</h3><p>Subsets of each TP's own pairs, drawn without "
-                     "replacement (no new model calls); the run's selection rule picks the answer of each subset "
-                     "(the paper's Fig. 4). Bands: 95% intervals over TPs.</p>")
+                     f"replacement ({draws} draws per TP and size; no new model calls); the run's selection rule "
+                     "picks the answer of each subset (the paper's Fig. 4). Bands: 95% intervals over TPs.</p>")
         parts.append(image(_plots.pairs_curve(stats["curve"], out / f"{tag}-pairs-curve.png",
                                               title="accuracy vs TR-TA pairs per TP"), "accuracy vs pairs"))
     parts.append(_separation(run, stats, out, tag))

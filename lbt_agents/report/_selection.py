@@ -42,6 +42,21 @@ def by_tp(pairs: Sequence[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any
     return out
 
 
+SELECTIONS = 60_000
+"""About how many selections one curve makes: fewer draws per subset size for big runs, so a report takes seconds."""
+
+
+def curve_sizes(largest: int) -> list[int]:
+    """Subset sizes: every n up to 8, then about two per doubling, and always ``largest``."""
+    steps = [n for k in range(3, 12) for n in (2**k, 3 * 2 ** (k - 1))]
+    return sorted({n for n in range(1, min(largest, 8) + 1)} | {n for n in steps if n < largest} | {largest} - {0})
+
+
+def curve_draws(tps: int, sizes: int, modes: int, most: int = 200) -> int:
+    """Draws per TP and size: ``most``, or fewer (at least 20) to keep to about :data:`SELECTIONS`."""
+    return max(20, min(most, SELECTIONS // max(1, tps * sizes * modes)))
+
+
 def pairs_curve(
     tps: Mapping[str, Sequence[Mapping[str, Any]]],
     modes: Sequence[str] = ("sc", "max", "sum"),
@@ -50,12 +65,15 @@ def pairs_curve(
     seed: int = 0,
 ) -> dict[str, list[dict[str, Any]]]:
     """Accuracy against the number of TR-TA pairs per TP (the paper's Fig. 4), by drawing ``n`` of each
-    TP's pairs without replacement ``draws`` times (no model calls).  Per ``n``: the mean accuracy over
-    draws and TPs, with a 95% bootstrap interval over TPs of each TP's accuracy averaged over draws."""
+    TP's pairs without replacement (no model calls): ``draws`` times, fewer for big runs
+    (:func:`curve_draws`).  Per ``n``: the mean accuracy over draws and TPs, with a 95% bootstrap
+    interval over TPs of each TP's accuracy averaged over draws."""
     rng = np.random.default_rng(seed)
     largest = max((len(p) for p in tps.values()), default=0)
+    sizes = curve_sizes(largest)
+    draws = curve_draws(len(tps), len(sizes), len(modes), draws)
     out: dict[str, list[dict[str, Any]]] = {m: [] for m in modes}
-    for n in range(1, largest + 1):
+    for n in sizes:
         per_tp = {m: [] for m in modes}
         for pairs in tps.values():
             k = min(n, len(pairs))
@@ -70,7 +88,8 @@ def pairs_curve(
                 per_tp[m].append(hits[m] / times)
         for m in modes:
             est = mean_ci(per_tp[m], seed=seed)
-            out[m].append({"n": n, "value": est.value, "low": est.low, "high": est.high, "tps": est.n})
+            out[m].append({"n": n, "value": est.value, "low": est.low, "high": est.high, "tps": est.n,
+                           "draws": draws})
     return out
 
 
