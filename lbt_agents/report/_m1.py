@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from lbt_agents.report import _plots
-from lbt_agents.report._html import ci, details, esc, image, mark, note, pre, table
+from lbt_agents.report._html import ci, details, esc, image, mark, note, pct, pre, table
 from lbt_agents.report._load import RunData
 from lbt_agents.report._selection import by_tp, pairs_curve, per_student
 from lbt_agents.report._stats import auroc, format_auroc, mcnemar_exact, mean_ci, paired_diff_ci
@@ -64,6 +64,10 @@ def section(run: RunData, stats: dict[str, Any], out: Path, tag: str) -> str:
                      f"{d['mcnemar']['p']:.3g}" if d else "-"])
     parts.append(table(["method", "accuracy [95% CI]", "TPs", "minus SC, points [95% CI]",
                         "TPs only it / only SC got right", "McNemar exact p"], rows, id=f"{tag}-accuracy"))
+    if code := (run.summary or {}).get("code"):
+        parts.append("<p>Hidden-test pass rate (S-score), as in the paper's Tab. 3:</p>" + table(
+            ["Avg", "M1-MAX", "Avg (V=1)", "M1-MAX (V=1)"],
+            [[pct(code.get(k)) for k in ("avg", "m1_max", "avg_v1", "m1_max_v1")]]))
     if stats["accuracy"]:
         parts.append(image(_plots.accuracy({run.run_id: stats["accuracy"]}, out / f"{tag}-accuracy.png",
                                            title=f"{run.run_id}: accuracy per method"), "accuracy per method"))

@@ -175,3 +175,13 @@ def test_m2_report_has_pair_statistics_and_the_held_out_table(tmp_path: Path) ->
     heldout = stats["runs"]["eval"]["heldout"]
     assert heldout["m2"]["value"] == 0.4 and heldout["m2"]["low"] < 0.4 < heldout["m2"]["high"]
     assert "M2 preference pairs" in page and "M2 held-out evaluation: greedy accuracy on 20 problems" in page
+
+
+def test_a_code_runs_report_has_the_s_score_table(runs: dict[str, Path], tmp_path: Path) -> None:
+    run = tmp_path / "code"
+    shutil.copytree(runs["m1"], run, ignore=shutil.ignore_patterns("report", ".lock"))
+    summary = json.loads((run / "summary.json").read_text())
+    code = {"avg": 0.5, "m1_max": 0.75, "avg_v1": 0.6, "m1_max_v1": 0.8, "tps_with_v1": 4}
+    (run / "summary.json").write_text(json.dumps({**summary, "code": code}))
+    page, _ = report_of(tmp_path, run)
+    assert "Hidden-test pass rate (S-score)" in page and "<td>75.0%</td><td>60.0%</td>" in page
