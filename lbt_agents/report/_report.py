@@ -45,8 +45,14 @@ def write_report(run_dirs: Sequence[str | Path], out: str | Path | None = None, 
     anything is written; an unfinished run is reported with what it saved, and says so."""
     if not run_dirs:
         raise DataError("give at least one run folder")
-    runs = [load_run(Path(p)) for p in run_dirs]
-    out = Path(out) if out is not None else default_out([Path(p) for p in run_dirs])
+    run_dirs = list(dict.fromkeys(Path(p).resolve() for p in run_dirs))  # the same folder twice is one run
+    runs = [load_run(p) for p in run_dirs]
+    seen: dict[str, int] = {}
+    for run in runs:  # runs of the same name from different folders keep apart
+        seen[run.run_id] = seen.get(run.run_id, 0) + 1
+        if seen[run.run_id] > 1:
+            run.run_id = f"{run.run_id}#{seen[run.run_id]}"
+    out = Path(out) if out is not None else default_out(run_dirs)
     _clear(out)
     notes = [n for r in runs for n in r.notes]
     stats: dict[str, Any] = {"runs": {}}

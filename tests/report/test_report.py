@@ -77,7 +77,8 @@ def test_m3_report_shows_rounds_failures_reasons_and_sets(runs: dict[str, Path],
 
 
 def test_runs_on_the_same_tps_are_paired(runs: dict[str, Path], tmp_path: Path) -> None:
-    page, stats = report_of(tmp_path, runs["m1"], runs["m1b"])
+    page, stats = report_of(tmp_path, runs["m1"], runs["m1b"], runs["m1"])  # the same folder twice is one run
+    assert list(stats["runs"]) == ["m1", "m1b"]
     d = stats["compare"]["m1b - m1"]["M1-MAX"]
     assert d["tps"] == 6 and d["diff"]["value"] == 0.0 and d["mcnemar"]["p"] == 1.0
     assert 'id="compare"' in page and "compare-accuracy.png" in page and not stats["notes"]
