@@ -186,3 +186,16 @@ def test_a_code_runs_report_has_the_s_score_table(runs: dict[str, Path], tmp_pat
     (run / "summary.json").write_text(json.dumps({**summary, "code": code}))
     page, _ = report_of(tmp_path, run)
     assert "Hidden-test pass rate (S-score)" in page and "<td>75.0%</td><td>60.0%</td>" in page
+
+
+def test_a_failing_report_leaves_the_run_a_success(runs: dict[str, Path], tmp_path: Path, capsys,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from lbt_agents.cli.report import report_line
+
+    def broken(*args, **kwargs):
+        raise KeyError("pairs")
+
+    monkeypatch.setattr("lbt_agents.report.write_report", broken)
+    report_line(runs["m1"])
+    err = capsys.readouterr().err
+    assert err.startswith("warning: no report: 'pairs'") and f"lbt report {runs['m1']}" in err
