@@ -38,8 +38,18 @@ def _interval(samples: np.ndarray) -> tuple[float | None, float | None]:
 
 
 def mean_ci(values: Sequence[float], *, draws: int = DRAWS, seed: int = 0) -> Estimate:
-    """Mean of ``values`` (one per TP) and its percentile bootstrap 95% interval."""
+    """Mean of ``values`` (one per TP) and its percentile bootstrap 95% interval.  Where every value
+    is 0 (or every one 1) the bootstrap has nothing to resample and the exact (Clopper-Pearson)
+    interval is given instead: 0 of 20 TPs is [0, 16.8%], not [0, 0]."""
     x = np.asarray(values, dtype=float)
+    if not len(x):
+        return Estimate(None, None, None, 0)
+    if np.all(x == 0) or np.all(x == 1):
+        return Estimate(float(x.mean()), *exact_interval(int(x.sum()), len(x)), len(x))
+    return _bootstrap_mean(x, draws=draws, seed=seed)
+
+
+def _bootstrap_mean(x: np.ndarray, *, draws: int, seed: int) -> Estimate:
     if not len(x):
         return Estimate(None, None, None, 0)
     rng = np.random.default_rng(seed)
@@ -47,11 +57,31 @@ def mean_ci(values: Sequence[float], *, draws: int = DRAWS, seed: int = 0) -> Es
     return Estimate(float(x.mean()), *_interval(means), len(x))
 
 
+def _binom_cdf(k: int, n: int, p: float) -> float:
+    return sum(math.comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(k + 1))
+
+
+def exact_interval(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Clopper-Pearson interval of ``k`` successes in ``n`` trials (bisection on the binomial tails)."""
+    alpha = (1 - level) / 2
+
+    def solve(f: Any) -> float:  # f increasing in p on [0, 1], root by bisection
+        lo, hi = 0.0, 1.0
+        for _ in range(60):
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if f(mid) < 0 else (lo, mid)
+        return (lo + hi) / 2
+
+    low = 0.0 if k == 0 else solve(lambda p: (1 - _binom_cdf(k - 1, n, p)) - alpha)
+    high = 1.0 if k == n else solve(lambda p: alpha - _binom_cdf(k, n, p))
+    return low, high
+
+
 def paired_diff_ci(a: Sequence[float], b: Sequence[float], *, draws: int = DRAWS, seed: int = 0) -> Estimate:
     """Mean of ``a - b`` over the same TPs, with a paired bootstrap 95% interval (TPs resampled together)."""
     if len(a) != len(b):
         raise ValueError("paired samples need the same TPs")
-    return mean_ci(np.asarray(a, dtype=float) - np.asarray(b, dtype=float), draws=draws, seed=seed)
+    return _bootstrap_mean(np.asarray(a, dtype=float) - np.asarray(b, dtype=float), draws=draws, seed=seed)
 
 
 def binom_two_sided(k: int, n: int) -> float:

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from lbt_agents.report import auroc, mcnemar_exact, mean_ci, paired_diff_ci
-from lbt_agents.report._stats import auroc_value, binom_two_sided
+from lbt_agents.report._stats import auroc_value, binom_two_sided, exact_interval
 
 
 @pytest.mark.parametrize(("k", "n", "p"), [(1, 10, 0.021484375), (0, 5, 0.0625), (3, 6, 1.0), (2, 12, 0.0385742188),
@@ -39,3 +39,10 @@ def test_bootstrap_is_seeded_and_brackets_the_mean() -> None:
     same = paired_diff_ci(x, x)
     assert (same.value, same.low, same.high) == (0.0, 0.0, 0.0)
     assert mean_ci([]).value is None
+
+
+def test_all_right_or_all_wrong_gets_the_exact_interval_not_a_point() -> None:
+    none, every, five = mean_ci([0.0] * 20), mean_ci([1.0] * 20), exact_interval(5, 20)
+    assert (none.low, none.high) == (0.0, pytest.approx(0.16843, abs=1e-5))  # scipy: binomtest(0, 20).proportion_ci()
+    assert (every.low, every.high) == (pytest.approx(0.83157, abs=1e-5), 1.0)
+    assert five == (pytest.approx(0.08657, abs=1e-5), pytest.approx(0.49105, abs=1e-5))
