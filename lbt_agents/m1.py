@@ -206,7 +206,7 @@ def summary_table(summary: dict[str, Any]) -> str:
         f"teacher: `{summary['teacher']}`; students: {', '.join(f'`{s}`' for s in summary['students'])}; "
         f"wall time {summary['wall_s']} s; exams {summary['exams']}",
         "",
-        "| method | accuracy | 95% CI (bootstrap over TPs) |",
+        "| method | accuracy | 95% CI over TPs |",
         "|---|---|---|",
     ]
     names = {"greedy": "Greedy", "sc": "SC", "max": "M1-MAX", "sum": "M1-SUM", "avg": "M1-AVG"}
