@@ -48,6 +48,17 @@ def _rows(run_dir: Path, name: str) -> list[dict[str, Any]]:
     return [] if table is None else table.to_list()
 
 
+def expand(path: Path) -> list[Path]:
+    """The run folders behind ``path``: itself, or for M3 repeats (``repeats.json``) each repeat ``rep<i>/``."""
+    path = Path(path)
+    if (path / "repeats.json").is_file():
+        reps = sorted((p for p in path.glob("rep*") if (p / "config.yaml").is_file()),
+                      key=lambda p: int(p.name[3:]) if p.name[3:].isdigit() else 0)
+        if reps:
+            return reps
+    return [path]
+
+
 def load_run(path: Path) -> RunData:
     """Read a run folder; a folder that is not a run is a DataError (one line)."""
     path = Path(path)

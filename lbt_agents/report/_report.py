@@ -12,7 +12,7 @@ from typing import Any
 from lbt_agents.errors import DataError
 from lbt_agents.report import _m1, _plots
 from lbt_agents.report._html import ci, details, esc, image, note, page, pct, pre, table
-from lbt_agents.report._load import RunData, load_run
+from lbt_agents.report._load import RunData, expand, load_run
 from lbt_agents.report._stats import mean_ci
 from lbt_agents.runs import write_atomic
 
@@ -46,9 +46,11 @@ def write_report(run_dirs: Sequence[str | Path], out: str | Path | None = None, 
     if not run_dirs:
         raise DataError("give at least one run folder")
     run_dirs = list(dict.fromkeys(Path(p).resolve() for p in run_dirs))  # the same folder twice is one run
-    runs = [load_run(p) for p in run_dirs]
+    runs = [load_run(p) for d in run_dirs for p in expand(d)]
     seen: dict[str, int] = {}
     for run in runs:  # runs of the same name from different folders keep apart
+        if (run.path.parent / "repeats.json").is_file() and run.path.parent not in (r.path for r in runs):
+            run.run_id = f"{run.path.parent.name}/{run.run_id}"
         seen[run.run_id] = seen.get(run.run_id, 0) + 1
         if seen[run.run_id] > 1:
             run.run_id = f"{run.run_id}#{seen[run.run_id]}"

@@ -202,3 +202,13 @@ def test_a_failing_report_leaves_the_run_a_success(runs: dict[str, Path], tmp_pa
     report_line(runs["m1"])
     err = capsys.readouterr().err
     assert err.startswith("warning: no report: 'pairs'") and f"lbt report {runs['m1']}" in err
+
+
+def test_m3_repeats_are_reported_one_repeat_each(runs: dict[str, Path], tmp_path: Path) -> None:
+    parent = tmp_path / "liar"  # what an M3 run with m3.repeats=2 leaves: config.yaml, repeats.json, rep<i>/
+    for i in range(2):
+        shutil.copytree(runs["m3"], parent / f"rep{i}", ignore=shutil.ignore_patterns("report", ".lock"))
+    shutil.copy(runs["m3"] / "config.yaml", parent / "config.yaml")
+    (parent / "repeats.json").write_text(json.dumps({"repeats": 2, "finished": 2}))
+    page, stats = report_of(tmp_path, parent)
+    assert list(stats["runs"]) == ["liar/rep0", "liar/rep1"] and page.count('<details class="round"') == 4
