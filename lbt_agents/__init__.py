@@ -6,7 +6,7 @@ submodules).  A classroom is the runtime context of every teaching graph::
     from lbt_agents import Classroom, load_config, m1_graph
 
     cfg = load_config("experiments/configs/quickstart.yaml")
-    classroom = Classroom.from_config(cfg.classroom, task=cfg.task.name)
+    classroom = Classroom.from_config(cfg)  # its agents, task, and the profile's examiner
     out = await m1_graph(cfg.m1).ainvoke({"items": items}, context=classroom)
 """
 

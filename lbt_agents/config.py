@@ -17,6 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from lbt_agents.errors import ConfigError
 
 Role = Literal["teacher", "student", "examiner"]
+PromptSet = Literal["default", "paper"]
+MathGrading = Literal["verify", "paper"]
+TieBreak = Literal["first_seen", "last_seen"]
 SelectionMode = Literal["greedy", "sc", "max", "sum", "avg"]
 CheckpointBackend = Literal["sqlite", "postgres", "memory", "none"]
 
@@ -92,6 +95,12 @@ class ClassroomConfig(_Model):
         description="Who teaches whom, as (teacher name, student name) pairs; students may teach each other "
         "(peer teaching). Default: the teacher teaches every student.",
     )
+    prompts: PromptSet = Field(
+        "default",
+        description="Prompt set: 'default' (prompts/<task|kind>/*.md as a chat with the teacher's reply as an "
+        "assistant turn) or 'paper' (the official layout of prompts/paper/<kind>.json: one user message with fixed "
+        "shots, the assistant turn prefilled and continued; kinds without such a file use the default set).",
+    )
 
     @field_validator("students")
     @classmethod
@@ -146,6 +155,11 @@ class M1Config(_Model):
     greedy_baseline: bool = Field(True, description="Also ask the teacher for a greedy answer (baseline).")
     modes: list[SelectionMode] = Field(
         default_factory=lambda: ["greedy", "sc", "max", "sum", "avg"], description="Selection modes to report."
+    )
+    tie_break: TieBreak = Field(
+        "first_seen",
+        description="Among answers tied on the mode's value and on votes: the one first seen (lbt-agents) or the "
+        "one first seen latest (official: the last of a stable sort). Values are compared exactly in both.",
     )
     adaptive: AdaptiveConfig = Field(default_factory=AdaptiveConfig)
 
@@ -216,6 +230,14 @@ class ServeConfig(_Model):
 
 class GradingConfig(_Model):
     """How the examiner grades."""
+
+    math: MathGrading = Field(
+        "verify",
+        description="Math answers: 'verify' (the last marker, else \\boxed{} or a phrase; grouped and graded by "
+        "math-verify equivalence; replies without an answer take no exams and do not vote) or 'paper' (official: "
+        "the first '[[Final Answer]]:' line, else the last line; grouped by the exact Minerva-normalised string, "
+        "graded by MATH is_equiv; every reply has an answer, so every pair votes and takes exams).",
+    )
 
     timeout_s: float = Field(
         2.0, gt=0, description="Most seconds one math grade may take; a grade that hits it is wrong (with the reason)."

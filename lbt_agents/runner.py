@@ -68,10 +68,21 @@ def resolve_builder(target: str | Builder) -> tuple[Builder, Any]:
 
 
 def examiner_for(cfg: RunConfig) -> Examiner:
-    """The examiner a run config asks for (its grading bound)."""
+    """The examiner a run config asks for (its math grading rules and bound)."""
     from lbt_agents.grading.math import MathGrader
+    from lbt_agents.grading.paper import PaperMathGrader
 
-    return Examiner(graders={"math": MathGrader(timeout_s=cfg.grading.timeout_s)})
+    math = PaperMathGrader() if cfg.grading.math == "paper" else MathGrader(timeout_s=cfg.grading.timeout_s)
+    return Examiner(graders={"math": math})
+
+
+def needs_prefill(cfg: RunConfig) -> bool:
+    """Whether the run's prompts end with an assistant turn for the endpoints to continue."""
+    from lbt_agents.agents._layouts import layout
+    from lbt_agents.tasks import _TASKS  # importing the package registers the built-in tasks
+
+    kind = getattr(_TASKS.get(cfg.task.name), "kind", None)
+    return kind is not None and layout(cfg.classroom.prompts, kind).prefill
 
 
 def default_inputs(cfg: RunConfig) -> dict[str, Any]:
@@ -124,16 +135,15 @@ async def arun_graph(
         tracker = progress(cfg, data) if progress is not None else None
         with embedded_endpoints(cfg, run.logs) if not models else contextlib.nullcontext(cfg) as live:
             if not models:
-                from lbt_agents.llm import check_endpoints
+                from lbt_agents.llm import check_endpoints, check_prefill
 
                 await check_endpoints(live.classroom.agents())
+                if needs_prefill(live):
+                    await check_prefill(live.classroom.agents())
             cache = call_cache(live, run)
             classroom = None
             try:
-                classroom = Classroom.from_config(
-                    live.classroom, task=live.task.name, models=models, cache=cache, max_concurrency=live.max_concurrency,
-                    examiner=examiner_for(live),
-                )
+                classroom = Classroom.from_config(live, models=models, cache=cache)
                 async with checkpointer(live.checkpoint, run) as saver:
                     runnable = graph.copy(update={"checkpointer": saver}) if saver is not None else graph
                     config = {"configurable": {"thread_id": run.run_id}, "max_concurrency": live.max_concurrency,

@@ -30,11 +30,20 @@ def profile_defaults(name: str) -> dict[str, Any]:
 
 
 def under(defaults: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
-    """``data`` with ``defaults`` filled in beneath it (mappings merge, anything else is replaced)."""
+    """``data`` with ``defaults`` filled in beneath it: mappings merge; a default list of one mapping is a
+    template that lies under every mapping of the run's list (a profile's student settings reach each of the
+    run's students); anything else is replaced."""
     merged = dict(defaults)
     for key, value in data.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = under(merged[key], value)
+        default = merged.get(key)
+        if isinstance(value, dict) and isinstance(default, dict):
+            merged[key] = under(default, value)
+        elif _template(default) and isinstance(value, list) and all(isinstance(v, dict) for v in value):
+            merged[key] = [under(default[0], v) for v in value]
         else:
             merged[key] = value
     return merged
+
+
+def _template(value: Any) -> bool:
+    return isinstance(value, list) and len(value) == 1 and isinstance(value[0], dict)

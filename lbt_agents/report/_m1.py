@@ -33,6 +33,11 @@ def paired(a: Mapping[str, bool], b: Mapping[str, bool], seed: int = 0) -> dict[
     return {"diff": paired_diff_ci(xa, xb, seed=seed).as_dict(), "mcnemar": mcnemar_exact(xa, xb), "tps": len(common)}
 
 
+def tie_break(run: RunData) -> str:
+    """The run's rule among answers tied on score and votes (``m1.tie_break``; older runs: first seen)."""
+    return str((run.config.get("m1") or {}).get("tie_break") or "first_seen")
+
+
 def analyse(run: RunData, *, seed: int = 0, draws: int = 200) -> dict[str, Any]:
     """The numbers of the M1 section (also saved in report.json)."""
     res = outcomes(run)
@@ -42,9 +47,11 @@ def analyse(run: RunData, *, seed: int = 0, draws: int = 200) -> dict[str, Any]:
     sep = auroc([p["lbt"] for p in answered], [bool(p["correct"]) for p in answered], [p["tp_id"] for p in answered],
                 seed=seed)
     tps = by_tp(run.pairs)
-    curve = {NAMES[m]: pts for m, pts in pairs_curve(tps, draws=draws, seed=seed).items()} if tps else {}
+    tie = tie_break(run)
+    curve = ({NAMES[m]: pts for m, pts in pairs_curve(tps, draws=draws, seed=seed, tie_break=tie).items()}
+             if tps else {})
     students = sorted({x["student"] for p in run.pairs for x in p["per_student"]})
-    alone = per_student(tps, students)
+    alone = per_student(tps, students, tie_break=tie)
     per = {}
     for s in students:
         mine = [e for e in run.exams if e["student"] == s]
@@ -120,12 +127,13 @@ def _students(stats: dict[str, Any], out: Path, tag: str) -> str:
     return "".join(html)
 
 
-def _why(mode: str, pairs: Sequence[Mapping[str, Any]], chosen: str | None) -> str:
+def _why(mode: str, pairs: Sequence[Mapping[str, Any]], chosen: str | None, tie: str) -> str:
     groups = _groups(pairs)
     if not groups:
         return "no pair has an answer: nothing to choose"
     key = {"sc": "votes", "max": "max", "sum": "sum", "avg": "avg"}[mode]
-    ranked = sorted(groups, key=lambda g: (g[key], g["votes"], -g["first"]), reverse=True)
+    later = 1 if tie == "last_seen" else -1
+    ranked = sorted(groups, key=lambda g: (round(g[key], 9), g["votes"], later * g["first"]), reverse=True)
     top = ranked[0]
     desc = {"votes": "votes", "max": "best LbT score", "sum": "sum of LbT scores", "avg": "mean LbT score"}[key]
     fmt = (lambda v: str(v)) if key == "votes" else (lambda v: f"{v:.2f}")
@@ -133,8 +141,9 @@ def _why(mode: str, pairs: Sequence[Mapping[str, Any]], chosen: str | None) -> s
     if len(ranked) > 1:
         nxt = ranked[1]
         text += f" vs {fmt(nxt[key])} for {nxt['answer']!s}"
-        if nxt[key] == top[key]:
-            text += " (tie: more votes win, then the answer that came first)"
+        if round(nxt[key], 9) == round(top[key], 9):
+            seen = "came last" if tie == "last_seen" else "came first"
+            text += f" (tie: more votes win, then the answer that {seen})"
     return f"{chosen if chosen is not None else top['answer']}: {text}"
 
 
@@ -154,6 +163,7 @@ def _groups(pairs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 def _drilldown(run: RunData) -> str:
     pairs = by_tp(run.pairs)
+    tie = tie_break(run)
     exams: dict[str, list[dict[str, Any]]] = {}
     for e in sorted(run.exams, key=lambda e: e["exam_id"]):
         exams.setdefault(e["pair_id"], []).append(e)
@@ -166,7 +176,7 @@ def _drilldown(run: RunData) -> str:
         if t.get("note"):
             body.append(note(t["note"]))
         sel = [[NAMES[m], esc(t[f"{m}_answer"]), mark(t[f"{m}_correct"]),
-                esc(_why(m, mine, t[f"{m}_answer"])) if m != "greedy" else "the teacher's greedy answer"]
+                esc(_why(m, mine, t[f"{m}_answer"], tie)) if m != "greedy" else "the teacher's greedy answer"]
                for m in done]
         body.append(table(["method", "answer", "", "why it won"], sel, raw=True))
         groups = _groups(mine)

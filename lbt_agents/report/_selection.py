@@ -26,12 +26,15 @@ def _token(pair: Mapping[str, Any]) -> str | None:
     return f"group {pair['group']}" if pair.get("group") is not None else str(pair["answer"]).strip()
 
 
-def choose(mode: str, pairs: Sequence[Mapping[str, Any]], scores: Sequence[float] | None = None) -> Selection:
+def choose(
+    mode: str, pairs: Sequence[Mapping[str, Any]], scores: Sequence[float] | None = None, *,
+    tie_break: str = "first_seen",
+) -> Selection:
     """The answer ``mode`` selects among ``pairs`` (rows of the pairs table of one TP, in index order),
-    scored by ``scores`` (default: each pair's LbT score)."""
+    scored by ``scores`` (default: each pair's LbT score), ties broken as the run's ``m1.tie_break``."""
     scores = [p["lbt"] for p in pairs] if scores is None else scores
     cands = [Candidate(p["index"], _token(p), bool(p["correct"]), float(s)) for p, s in zip(pairs, scores)]
-    return select(mode, cands, _same)  # type: ignore[arg-type]
+    return select(mode, cands, _same, tie_break=tie_break)  # type: ignore[arg-type]
 
 
 def by_tp(pairs: Sequence[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
@@ -63,6 +66,7 @@ def pairs_curve(
     *,
     draws: int = 200,
     seed: int = 0,
+    tie_break: str = "first_seen",
 ) -> dict[str, list[dict[str, Any]]]:
     """Accuracy against the number of TR-TA pairs per TP (the paper's Fig. 4), by drawing ``n`` of each
     TP's pairs without replacement (no model calls): ``draws`` times, fewer for big runs
@@ -83,7 +87,7 @@ def pairs_curve(
                 take = sorted(rng.choice(len(pairs), size=k, replace=False)) if times > 1 else range(k)
                 sub = [pairs[i] for i in take]
                 for m in modes:
-                    hits[m] += choose(m, sub).correct
+                    hits[m] += choose(m, sub, tie_break=tie_break).correct
             for m in modes:
                 per_tp[m].append(hits[m] / times)
         for m in modes:
@@ -94,7 +98,8 @@ def pairs_curve(
 
 
 def per_student(
-    tps: Mapping[str, Sequence[Mapping[str, Any]]], students: Sequence[str], modes: Sequence[str] = ("max", "sum")
+    tps: Mapping[str, Sequence[Mapping[str, Any]]], students: Sequence[str], modes: Sequence[str] = ("max", "sum"),
+    *, tie_break: str = "first_seen",
 ) -> dict[str, dict[str, list[bool]]]:
     """Per student and mode: for each TP, whether selecting with that student's scores alone is right."""
     out: dict[str, dict[str, list[bool]]] = {}
@@ -103,5 +108,5 @@ def per_student(
         for pairs in tps.values():
             scores = [next((x["score"] for x in p["per_student"] if x["student"] == s), 0.0) for p in pairs]
             for m in modes:
-                out[s][m].append(choose(m, pairs, scores).correct)
+                out[s][m].append(choose(m, pairs, scores, tie_break=tie_break).correct)
     return out

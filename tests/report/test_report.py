@@ -212,3 +212,10 @@ def test_m3_repeats_are_reported_one_repeat_each(runs: dict[str, Path], tmp_path
     (parent / "repeats.json").write_text(json.dumps({"repeats": 2, "finished": 2}))
     page, stats = report_of(tmp_path, parent)
     assert list(stats["runs"]) == ["liar/rep0", "liar/rep1"] and page.count('<details class="round"') == 4
+
+
+def test_replayed_ties_follow_the_runs_tie_break() -> None:
+    pairs = [{"tp_id": "t", "index": i, "answer": a, "group": g, "correct": c, "lbt": 0.5}
+             for i, (a, g, c) in enumerate([("1", 0, True), ("2", 1, False)])]
+    assert choose("sum", pairs).answer == "group 0" and choose("sum", pairs).correct  # first seen
+    assert not choose("sum", pairs, tie_break="last_seen").correct  # the official rule: the last of a stable sort
