@@ -18,6 +18,7 @@ import networkx as nx
 from langchain_core.language_models import BaseChatModel
 
 from lbt_agents.agents import Examiner, Student, Teacher
+from lbt_agents.budget import Budget
 from lbt_agents.cache import CallCache
 from lbt_agents.config import ClassroomConfig, RunConfig
 from lbt_agents.errors import ConfigError
@@ -131,9 +132,11 @@ class Classroom:
         cache: CallCache | None = None,
         max_concurrency: int | None = None,
         examiner: Examiner | None = None,
+        budget: Budget | None = None,
     ) -> Classroom:
         """The agents of ``cfg``; ``models`` maps agent names to chat models (tests, custom
-        providers), other agents get ``ChatOpenAI`` clients for their endpoints.
+        providers), other agents get ``ChatOpenAI`` clients for their endpoints; ``budget``
+        caps the requests and tokens of all of them together.
 
         Given a whole :class:`RunConfig`, the task, concurrency and examiner (its profile's grading
         rules) come from it too; given its ``classroom`` alone, the examiner grades by the default rules.
@@ -150,7 +153,7 @@ class Classroom:
         for name in models:
             if name not in {a.name for a in cfg.agents()}:
                 raise ConfigError(f"models: no agent named {name!r} in the classroom")
-        meter, limits = UsageMeter(), CallLimits(max_concurrency)
+        meter, limits = UsageMeter(), CallLimits(max_concurrency, budget=budget)
 
         def chat(agent_cfg: Any) -> ChatAgent:
             given = models.get(agent_cfg.name)

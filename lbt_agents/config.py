@@ -114,6 +114,21 @@ class ClassroomConfig(_Model):
         return [self.teacher, *self.teachers, *self.students]
 
 
+class CodeTaskConfig(_Model):
+    """How code tasks (leetcode, humaneval) score exams and choose exam problems."""
+
+    score: Literal["fraction", "all_pass"] = Field(
+        "fraction",
+        description="An exam's score: the share of the EP's visible tests that pass (fraction), or 1 only when all "
+        "of them pass and else 0 (all_pass, the paper).",
+    )
+    exam_problems: Literal["sample", "study_plan"] = Field(
+        "sample",
+        description="EPs of a TP: eps_per_tp other problems of its topic (sample, seeded), or every other problem "
+        "of the TP's tag (option topic) in its study-plan group (option study_plan): the paper; leetcode only.",
+    )
+
+
 class TaskConfig(_Model):
     """Which problems to teach and examine."""
 
@@ -129,6 +144,7 @@ class TaskConfig(_Model):
     eps_per_tp: int = Field(3, ge=1, description="Exam problems per teaching problem.")
     seed: int = Field(0, description="Seed for generated variants and sampling of problems.")
     options: dict[str, Any] = Field(default_factory=dict, description="Task-specific options.")
+    code: CodeTaskConfig = Field(default_factory=CodeTaskConfig, description="Code tasks' exam score and EPs.")
 
 
 class AdaptiveConfig(_Model):
@@ -254,6 +270,19 @@ class SandboxConfig(_Model):
     )
 
 
+class BudgetConfig(_Model):
+    """Caps on a run's model calls; a run that reaches one stops cleanly (``--resume`` with a larger one continues)."""
+
+    max_requests: int | None = Field(
+        None, ge=1, description="Most model requests the run may send, over all its resumes (cache hits are free); "
+        "None: no cap. The run sends exactly this many at most.",
+    )
+    max_tokens: int | None = Field(
+        None, ge=1, description="Most prompt + completion tokens the run may use, over all its resumes; None: no "
+        "cap. Checked before each request, so requests in flight may go past it.",
+    )
+
+
 _RUN_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
 
 
@@ -285,18 +314,21 @@ class RunConfig(_Model):
     grading: GradingConfig = Field(default_factory=GradingConfig)
     sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
     max_concurrency: int = Field(64, ge=1, description="Most model requests in flight at once.")
+    budget: BudgetConfig = Field(default_factory=BudgetConfig)
 
     @model_validator(mode="before")
     @classmethod
     def _profile_defaults(cls, data: Any) -> Any:
         if not isinstance(data, dict):
             return data
-        from lbt_agents.profiles import profile_defaults, under
+        from lbt_agents.profiles import as_data, profile_defaults, under
 
         name = data.get("profile", "default")
         if not isinstance(name, str):
             raise ValueError(f"profile must be a name, got {name!r}")
-        return under(profile_defaults(name), data)
+        data = as_data(data)
+        task = data.get("task") if isinstance(data.get("task"), dict) else {}
+        return under(profile_defaults(name, task_name=task.get("name", TaskConfig.model_fields["name"].default)), data)
 
     @field_validator("run_id")
     @classmethod

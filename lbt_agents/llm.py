@@ -41,6 +41,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
+from lbt_agents.budget import Budget
 from lbt_agents.cache import CallCache, cache_key
 from lbt_agents.config import EMBEDDED, AgentConfig, Sampling
 from lbt_agents.errors import ConfigError, EndpointError, LbtError
@@ -109,16 +110,18 @@ class _LoopState:
 
 
 class CallLimits:
-    """At most ``max_concurrency`` requests in flight, shared by the agents that hold it.
+    """At most ``max_concurrency`` requests in flight (and a run's budget), shared by the agents that hold it.
 
     Its semaphore, prefix turns and in-flight calls are made per event loop, when
     first used, so one classroom serves any number of runs and loops.
     """
 
-    def __init__(self, max_concurrency: int = 64) -> None:
+    def __init__(self, max_concurrency: int = 64, budget: Budget | None = None) -> None:
         if max_concurrency < 1:
             raise ConfigError(f"max_concurrency must be at least 1, got {max_concurrency}")
         self.max_concurrency = max_concurrency
+        self.budget = budget
+        """The run's :class:`~lbt_agents.budget.Budget`: every request the agents send is counted (or refused) there."""
         self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState] = weakref.WeakKeyDictionary()
 
     def here(self) -> _LoopState:
@@ -319,6 +322,13 @@ class ChatAgent:
             inflight.pop(ident, None)
 
     async def _fresh(
+        self, ck: str, messages: Sequence[Message], params: dict[str, Any], seed: int | None, prefix: str | None
+    ) -> Reply:
+        if self.limits.budget is not None:  # counted, or refused once the run's budget is spent
+            return await self.limits.budget.spend(self._send, ck, messages, params, seed, prefix)
+        return await self._send(ck, messages, params, seed, prefix)
+
+    async def _send(
         self, ck: str, messages: Sequence[Message], params: dict[str, Any], seed: int | None, prefix: str | None
     ) -> Reply:
         started = time.perf_counter()

@@ -47,8 +47,8 @@ async def arun_m2_prefs(
     from lbt_agents.preferences import save_pairs
 
     run = await arun_graph(
-        "lbt_agents.graphs.m2_preferences:from_config", cfg, resume=resume, models=models, prefix="m2",
-        progress=lambda c, inputs: m1_progress(c, inputs["items"], enabled=progress),
+        M2_GRAPH, cfg, resume=resume, models=models, prefix="m2",
+        progress=lambda c, inputs: m1_progress(c, inputs["items"], enabled=progress, greedy=False),
     )
     final, items = run.state, run.inputs["items"]
     rows = final.get("preferences", {})
@@ -70,6 +70,9 @@ async def arun_m2_prefs(
     if rows.get("correctness"):
         paths["correctness"] = save_pairs(rows["correctness"], run.run_dir / "preferences_correctness")
     return PreferenceResult(run.run_dir, summary, paths)
+
+
+M2_GRAPH = "lbt_agents.graphs.m2_preferences:from_config"
 
 
 def eval_task(cfg: RunConfig) -> TaskConfig:
