@@ -72,6 +72,12 @@ def write_report(run_dirs: Sequence[str | Path], out: str | Path | None = None, 
     body = [f"<h1>lbt report: {esc(', '.join(r.run_id for r in runs))}</h1>"]
     body += [note(n) for n in notes]
     body.append(_summary(runs, stats))
+    for d in run_dirs:
+        if (d / "repeats.json").is_file():
+            html, agg = _repeats(d)
+            body.append(html)
+            notes += agg.pop("notes")
+            stats.setdefault("repeats", {})[d.name] = agg
     body.append(compare_html)
     body += sections
     title = "lbt report: " + ", ".join(r.run_id for r in runs)
@@ -97,6 +103,21 @@ def _clear(out: Path) -> None:
             if isinstance(name, str) and name.endswith(".png") and "/" not in name:
                 (out / name).unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
+
+
+def _repeats(parent: Path) -> tuple[str, dict[str, Any]]:
+    """An M3 run with repeats: the test metric per round over its repeats (mean, standard error)."""
+    agg = json.loads((parent / "repeats.json").read_text())
+    notes = []
+    if agg.get("finished", 0) < agg.get("repeats", 0):
+        notes.append(f"M3 run {parent.name!r}: {agg.get('finished', 0)} of {agg['repeats']} repeats finished")
+    rows = [[r["lane"], r["round"], r["n"], pct(r.get("mean")), pct(r.get("sem")),
+             ", ".join(pct(v) for v in r.get("values", []))] for r in agg.get("by_round", [])]
+    html = (f"<h2>{esc(parent.name)}: M3 over {agg.get('finished', 0)} of {agg.get('repeats', 0)} repeats "
+            f"(seeds {esc(agg.get('seeds'))})</h2>"
+            + table(["lane", "round", "repeats", f"mean test {agg.get('metric', 'metric')}", "standard error",
+                     "per repeat"], rows, id=f"repeats-{parent.name}"))
+    return html, {"by_round": agg.get("by_round", []), "notes": notes}
 
 
 def _summary(runs: Sequence[RunData], stats: dict[str, Any]) -> str:

@@ -209,9 +209,14 @@ def test_m3_repeats_are_reported_one_repeat_each(runs: dict[str, Path], tmp_path
     for i in range(2):
         shutil.copytree(runs["m3"], parent / f"rep{i}", ignore=shutil.ignore_patterns("report", ".lock"))
     shutil.copy(runs["m3"] / "config.yaml", parent / "config.yaml")
-    (parent / "repeats.json").write_text(json.dumps({"repeats": 2, "finished": 2}))
+    by_round = [{"lane": "teacher", "round": r, "n": 2, "mean": m, "std": 0.0, "sem": 0.0, "values": [m, m]}
+                for r, m in ((0, 0.5), (1, 1.0))]
+    (parent / "repeats.json").write_text(json.dumps({"repeats": 3, "finished": 2, "seeds": [0, 1, 2], "metric": "f1",
+                                                     "by_round": by_round}))
     page, stats = report_of(tmp_path, parent)
     assert list(stats["runs"]) == ["liar/rep0", "liar/rep1"] and page.count('<details class="round"') == 4
+    assert 'id="repeats-liar"' in page and "<td>teacher</td><td>1</td><td>2</td><td>100.0%</td>" in page
+    assert stats["notes"] == ["M3 run 'liar': 2 of 3 repeats finished"]
 
 
 def test_replayed_ties_follow_the_runs_tie_break() -> None:
