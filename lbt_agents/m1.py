@@ -10,7 +10,7 @@ from typing import Any, Mapping, Sequence
 
 from langchain_core.language_models import BaseChatModel
 
-from lbt_agents.config import RunConfig
+from lbt_agents.config import RunConfig, TieBreak
 from lbt_agents.llm import UsageMeter
 from lbt_agents.progress import m1_progress
 from lbt_agents.runner import arun_graph
@@ -122,7 +122,7 @@ def summarize(
         "wall_s": round(wall_s, 1),
         "adaptive": cfg.m1.adaptive.enabled,
         "sandbox": _sandbox_record(),
-        **({"code": code_table(results)} if items and items[0]["tp"]["kind"] == "code" else {}),
+        **({"code": code_table(results, tie_break=cfg.m1.tie_break)} if items and items[0]["tp"]["kind"] == "code" else {}),
     }
 
 
@@ -133,31 +133,38 @@ def _sandbox_record() -> dict[str, Any]:
     return {"isolation": list(used), "unconfined": "bare" in used}
 
 
-def code_table(results: Sequence[dict[str, Any]]) -> dict[str, float | None]:
+def code_table(results: Sequence[dict[str, Any]], *, tie_break: TieBreak = "first_seen") -> dict[str, float | None]:
     """The paper's Tab. 3 columns, averaged over TPs: hidden-test pass rate
     (S-score) of the average pair, of M1-MAX's pair, and of both among pairs
-    that pass the visible tests (V=1)."""
+    that pass the visible tests (V=1).  M1-MAX's pair is the run's own MAX
+    selection; among the V=1 pairs it is chosen by the same rule (ties go to
+    the program more pairs wrote, i.e. votes, then ``tie_break``), never by pair index."""
+    from lbt_agents.grading.code import CodeGrader
+    from lbt_agents.scoring import Candidate, select
 
     def mean(xs: list[float]) -> float | None:
         return sum(xs) / len(xs) if xs else None
 
-    def best(pairs: list[dict[str, Any]]) -> dict[str, Any] | None:
-        answered = [p for p in pairs if p["answer"] is not None]
-        return max(answered, key=lambda p: (p["lbt"], -p["index"]), default=None)
+    equivalent = CodeGrader().equivalent
 
-    avg, m1_max, avg_v1, max_v1 = [], [], [], []
+    def m1_max(pairs: list[dict[str, Any]]) -> float:
+        cands = [Candidate(p["index"], p["answer"], p["correct"], p["lbt"]) for p in pairs]
+        index = select("max", cands, equivalent, tie_break=tie_break).index
+        return next((p["hidden_score"] for p in pairs if p["index"] == index), 0.0)
+
+    avg, chosen, avg_v1, chosen_v1 = [], [], [], []
     for r in results:
         pairs = [p for p in r["pairs"] if p.get("hidden_score") is not None]
         v1 = [p for p in pairs if p["correct"]]
         if pairs:
             avg.append(mean([p["hidden_score"] for p in pairs]))
-            chosen = best(pairs)
-            m1_max.append(chosen["hidden_score"] if chosen else 0.0)
+            index = r.get("selections", {}).get("max", {}).get("pair_index")
+            by_index = {p["index"]: p["hidden_score"] for p in pairs}
+            chosen.append(by_index[index] if index in by_index else m1_max(pairs))
         if v1:
             avg_v1.append(mean([p["hidden_score"] for p in v1]))
-            chosen = best(v1)
-            max_v1.append(chosen["hidden_score"] if chosen else 0.0)
-    return {"avg": mean(avg), "m1_max": mean(m1_max), "avg_v1": mean(avg_v1), "m1_max_v1": mean(max_v1),
+            chosen_v1.append(m1_max(v1))
+    return {"avg": mean(avg), "m1_max": mean(chosen), "avg_v1": mean(avg_v1), "m1_max_v1": mean(chosen_v1),
             "tps_with_v1": len(avg_v1)}
 
 

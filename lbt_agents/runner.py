@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import importlib
 import json
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,10 +27,15 @@ from typing import Any
 from langchain_core.language_models import BaseChatModel
 
 from lbt_agents.agents import Examiner
+from lbt_agents.budget import Budget, BudgetExhausted, Spent, UsageFile, stop_message, write_stop_summary
 from lbt_agents.classroom import Classroom
 from lbt_agents.config import RunConfig
 from lbt_agents.errors import ConfigError
 from lbt_agents.runs import Stopwatch, call_cache, checkpointer, embedded_endpoints, open_run, write_atomic
+
+# When a run stops (a budget, a failed task, Ctrl-C) LangGraph drops the step's tasks that never started;
+# Python then warns about each one's coroutine.  Nothing was lost (they run on resume), so no warning.
+warnings.filterwarnings("ignore", message="coroutine 'arun_with_retry' was never awaited", category=RuntimeWarning)
 
 Builder = Callable[[RunConfig], Any]
 Inputs = Callable[[RunConfig], dict[str, Any]]
@@ -68,10 +74,21 @@ def resolve_builder(target: str | Builder) -> tuple[Builder, Any]:
 
 
 def examiner_for(cfg: RunConfig) -> Examiner:
-    """The examiner a run config asks for (its grading bound)."""
+    """The examiner a run config asks for (its math grading rules and bound)."""
     from lbt_agents.grading.math import MathGrader
+    from lbt_agents.grading.paper import PaperMathGrader
 
-    return Examiner(graders={"math": MathGrader(timeout_s=cfg.grading.timeout_s)})
+    math = PaperMathGrader() if cfg.grading.math == "paper" else MathGrader(timeout_s=cfg.grading.timeout_s)
+    return Examiner(graders={"math": math})
+
+
+def needs_prefill(cfg: RunConfig) -> bool:
+    """Whether the run's prompts end with an assistant turn for the endpoints to continue."""
+    from lbt_agents.agents._layouts import layout
+    from lbt_agents.tasks import _TASKS  # importing the package registers the built-in tasks
+
+    kind = getattr(_TASKS.get(cfg.task.name), "kind", None)
+    return kind is not None and layout(cfg.classroom.prompts, kind).prefill
 
 
 def default_inputs(cfg: RunConfig) -> dict[str, Any]:
@@ -79,6 +96,18 @@ def default_inputs(cfg: RunConfig) -> dict[str, Any]:
     from lbt_agents.tasks import load_task
 
     return {"items": load_task(cfg.task)}
+
+
+def plan_graph(builder: str | Builder, cfg: RunConfig, *, inputs: Inputs | None = None) -> Any:
+    """What a run of ``builder`` over ``cfg`` would ask of its models: the graph module's
+    ``plan(cfg, inputs)`` (a :class:`lbt_agents.plan.Plan`), or None when it declares none.
+    Loads the task's data; calls no model, starts no server, writes nothing."""
+    _, module = resolve_builder(builder)
+    planner = getattr(module, "plan", None)
+    if not callable(planner):
+        return None
+    load = inputs or getattr(module, "inputs", None) or default_inputs
+    return planner(cfg, load(cfg))
 
 
 def run_graph(builder: str | Builder, cfg: RunConfig, **kwargs: Any) -> GraphRun:
@@ -124,27 +153,38 @@ async def arun_graph(
         tracker = progress(cfg, data) if progress is not None else None
         with embedded_endpoints(cfg, run.logs) if not models else contextlib.nullcontext(cfg) as live:
             if not models:
-                from lbt_agents.llm import check_endpoints
+                from lbt_agents.llm import check_endpoints, check_prefill
 
                 await check_endpoints(live.classroom.agents())
+                if needs_prefill(live):
+                    await check_prefill(live.classroom.agents())
             cache = call_cache(live, run)
+            budget = Budget(live.budget.max_requests, live.budget.max_tokens, Spent.load(run.path))
+            usage = UsageFile(budget, run.path)
             classroom = None
             try:
-                classroom = Classroom.from_config(
-                    live.classroom, task=live.task.name, models=models, cache=cache, max_concurrency=live.max_concurrency,
-                    examiner=examiner_for(live),
-                )
+                classroom = Classroom.from_config(live, models=models, cache=cache, budget=budget)
+                if tracker is not None and hasattr(tracker, "watch"):
+                    tracker.watch(budget)  # requests against the plan: the ETA
                 async with checkpointer(live.checkpoint, run) as saver:
                     runnable = graph.copy(update={"checkpointer": saver}) if saver is not None else graph
                     config = {"configurable": {"thread_id": run.run_id}, "max_concurrency": live.max_concurrency,
                               "recursion_limit": recursion_limit}
                     started = saver is not None and bool((await runnable.aget_state(config)).values)
                     hook = (lambda update: on_update(update, run.path)) if on_update is not None else None
-                    final = await _drive(runnable, None if (resume and started) else data, config, classroom,
-                                         tracker, hook)
+                    try:
+                        final = await _drive(runnable, None if (resume and started) else data, config, classroom,
+                                             tracker, hook, usage.save_soon)
+                    except BudgetExhausted:
+                        finished = await _finished_tasks(runnable, config) if saver is not None else {}
+                        usage.save()
+                        write_stop_summary(run.path, getattr(graph, "name", None), budget, classroom.meter.as_dict(),
+                                           finished, clock.seconds)
+                        raise BudgetExhausted(stop_message(run.run_id, budget)) from None
                     if saver is not None:
                         final = (await runnable.aget_state(config)).values
             finally:
+                usage.save()  # finished or not: what was spent counts on resume
                 if classroom is not None:  # failed or not: this loop's HTTP connections close
                     await classroom.aclose()
                 if cache is not None:
@@ -153,7 +193,8 @@ async def arun_graph(
 
 
 async def _drive(graph: Any, inputs: Any, config: dict[str, Any], classroom: Classroom, tracker: Any,
-                 on_update: Callable[[dict[str, Any]], None] | None) -> dict[str, Any]:
+                 on_update: Callable[[dict[str, Any]], None] | None,
+                 each_update: Callable[[], None] = lambda: None) -> dict[str, Any]:
     # durability="sync": a step's checkpoint is saved before the next step starts, so the writes of the
     # next step's finished tasks (saved as each finishes, see runs.checkpointer) always hang on a saved
     # checkpoint.  aclosing: whatever stops the loop (a failed task, a failing hook, Ctrl-C), the graph's
@@ -165,6 +206,7 @@ async def _drive(graph: Any, inputs: Any, config: dict[str, Any], classroom: Cla
     with tracker if tracker is not None else contextlib.nullcontext():
         async with contextlib.aclosing(stream):
             async for namespace, mode, data in stream:
+                each_update()
                 if mode == "updates":
                     if tracker is not None:
                         tracker.update(data)
@@ -173,6 +215,16 @@ async def _drive(graph: Any, inputs: Any, config: dict[str, Any], classroom: Cla
                 elif mode == "values" and not namespace:
                     final = data
     return final
+
+
+async def _finished_tasks(graph: Any, config: dict[str, Any]) -> dict[str, int]:
+    """Finished tasks of the step that stopped, by node (their writes are saved: resume skips them)."""
+    snapshot = await graph.aget_state(config)
+    done: dict[str, int] = {}
+    for task in snapshot.tasks:
+        if task.result is not None and not task.error:
+            done[task.name] = done.get(task.name, 0) + 1
+    return done
 
 
 def output_keys(graph: Any) -> list[str]:

@@ -2,24 +2,26 @@ from __future__ import annotations
 
 import click
 
-from lbt_agents.cli._common import build_config, run_options
+from lbt_agents.cli._common import build_config, print_plan, run_options
 from lbt_agents.errors import LbtError
 
 
 @click.command()
 @run_options
-def m1(config_path, overrides, profile, task, limit, data_dir, output_dir, run_id, resume, progress) -> None:  # type: ignore[no-untyped-def]
+def m1(config_path, overrides, profile, task, limit, data_dir, output_dir, run_id, resume, progress, dry_run) -> None:  # type: ignore[no-untyped-def]
     """M1: score TR-TA pairs by their students' exams and select answers."""
     from rich.console import Console
     from rich.markdown import Markdown
 
     from lbt_agents.config import RunConfig
-    from lbt_agents.m1 import run_m1, summary_table
+    from lbt_agents.m1 import M1_GRAPH, run_m1, summary_table
 
     cfg = build_config(
         RunConfig, config_path, overrides, profile=profile, task=task, limit=limit, data_dir=data_dir, output_dir=output_dir,
         run_id=run_id, resume=resume,
     )
+    if dry_run:
+        return print_plan(M1_GRAPH, cfg)
     try:
         result = run_m1(cfg, resume=resume, progress=progress)
     except KeyboardInterrupt:
