@@ -84,10 +84,19 @@ def _accuracy(results: Sequence[dict[str, Any]], mode: str) -> float | None:
     return sum(got) / len(got) if got else None
 
 
+def _accuracy_ci(results: Sequence[dict[str, Any]], mode: str) -> dict[str, Any]:
+    from lbt_agents.report import mean_ci
+
+    return mean_ci([float(r["selections"][mode]["correct"]) for r in results if mode in r["selections"]]).as_dict()
+
+
 def summarize(
     state: dict[str, Any], items: list[TeachingItem], meter: UsageMeter, cfg: RunConfig, *, wall_s: float
 ) -> dict[str, Any]:
-    """Accuracy per selection mode, work done, and tokens per agent."""
+    """Accuracy per selection mode, the AUROC of LbT scores (right vs wrong pairs, with a 95% interval
+    over TPs), work done, and tokens per agent."""
+    from lbt_agents.report import tp_auroc
+
     results = [state["results"][it["tp"]["id"]] for it in items if it["tp"]["id"] in state.get("results", {})]
     pairs = list(state.get("pairs", {}).values())
     greedy = list(state.get("greedy", {}).values())
@@ -113,6 +122,8 @@ def summarize(
         "pairs_per_tp": cfg.m1.pairs_per_tp,
         "eps_per_tp": len(items[0]["eps"]) if items else 0,
         "accuracy": {mode: _accuracy(results, mode) for mode in cfg.m1.modes},
+        "accuracy_ci": {mode: _accuracy_ci(results, mode) for mode in cfg.m1.modes},
+        "auroc": tp_auroc({r["tp_id"]: r for r in results}),
         "teacher_pair_accuracy": sum(p["correct"] for p in pairs) / len(pairs) if pairs else None,
         "exams": len(exams),
         "student_accuracy": sum(e["score"] for e in exams) / len(exams) if exams else None,
@@ -202,12 +213,18 @@ def summary_table(summary: dict[str, Any]) -> str:
         f"teacher: `{summary['teacher']}`; students: {', '.join(f'`{s}`' for s in summary['students'])}; "
         f"wall time {summary['wall_s']} s; exams {summary['exams']}",
         "",
-        "| method | accuracy |",
-        "|---|---|",
+        "| method | accuracy | 95% CI over TPs |",
+        "|---|---|---|",
     ]
     names = {"greedy": "Greedy", "sc": "SC", "max": "M1-MAX", "sum": "M1-SUM", "avg": "M1-AVG"}
     for mode, acc in summary["accuracy"].items():
-        lines.append(f"| {names.get(mode, mode)} | {'-' if acc is None else f'{100 * acc:.1f}%'} |")
+        est = summary.get("accuracy_ci", {}).get(mode) or {}
+        interval = "-" if est.get("low") is None else f"{100 * est['low']:.1f} - {100 * est['high']:.1f}"
+        lines.append(f"| {names.get(mode, mode)} | {'-' if acc is None else f'{100 * acc:.1f}%'} | {interval} |")
+    if "auroc" in summary:
+        from lbt_agents.report import format_auroc
+
+        lines += ["", f"AUROC of LbT scores, right vs wrong pairs: {format_auroc(summary['auroc'])}"]
     if code := summary.get("code"):
         pct = lambda x: "-" if x is None else f"{100 * x:.1f}"  # noqa: E731
         lines += [

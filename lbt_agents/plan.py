@@ -180,7 +180,7 @@ def plan_m3(cfg: RunConfig, train: Sequence[Problem], test: Sequence[Problem]) -
     """M3's requests per lane and round, with every beam set failing somewhere (the most work)."""
     from lbt_agents.agents import Teacher
     from lbt_agents.classroom import who_teaches_whom, lanes
-    from lbt_agents.graphs._m3_prompts import prompt_set
+    from lbt_agents.graphs.m3_prompts import prompt_set
     from lbt_agents.graphs.m3_refinement import plan_for
 
     m3, task = cfg.m3, cfg.task.name

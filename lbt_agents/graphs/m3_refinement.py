@@ -12,7 +12,7 @@ and per round::
 
 Round 0 is the initial set (K training examples, class-balanced ones, or written by
 the teacher), scored and evaluated the same way.  How prompts are written and read is
-the prompt set's (``m3.prompt_set``, :mod:`lbt_agents.graphs._m3_prompts`); the
+the prompt set's (``m3.prompt_set``, :mod:`lbt_agents.graphs.m3_prompts`); the
 ``paper`` profile's choices (random failure samples per explanation, dropped short
 reasons, fresh scoring samples) are ``M3Config`` fields.  All lanes advance in lockstep and share
 the seeded initial set, minibatches and scoring sample, so lanes (student
@@ -54,7 +54,7 @@ from lbt_agents import (
 )
 from lbt_agents.budget import BudgetExhausted
 from lbt_agents.exemplars import Exemplar, ExemplarParseError, set_key
-from lbt_agents.graphs._m3_prompts import M3Prompts, prompt_set
+from lbt_agents.graphs.m3_prompts import M3Prompts, prompt_set
 from lbt_agents.llm import Message, Reply
 
 

@@ -21,7 +21,7 @@ from lbt_agents.config import (
     load_config,
 )
 from lbt_agents.errors import ConfigError
-from lbt_agents.graphs._m3_prompts import PaperPrompts
+from lbt_agents.graphs.m3_prompts import PaperPrompts
 from lbt_agents.graphs.m3_refinement import m3_graph, metric_of
 from lbt_agents.m3 import arun_m3
 from lbt_agents.tasks.classify import LIAR_INSTRUCTION
@@ -321,6 +321,6 @@ def test_ties_are_ranked_as_the_official_sort_does() -> None:
     sets = [set_("old", "apple"), set_("new1", "pear"), set_("new2", "banana"), set_("new3", "zebra")]
     ranked = PaperPrompts().ranked(sets, [0.5, 0.5, 0.5, 0.25])
     assert [s["id"] for s in ranked] == ["new1", "new2", "old", "new3"]  # among ties: the larger prompt text first
-    from lbt_agents.graphs._m3_prompts import M3Prompts
+    from lbt_agents.graphs.m3_prompts import M3Prompts
 
     assert [s["id"] for s in M3Prompts().ranked(sets, [0.5, 0.5, 0.5, 0.25])] == ["old", "new1", "new2", "new3"]
