@@ -24,7 +24,7 @@ _EXPORTS = {
     "lbt_agents.config": ["AgentConfig", "BudgetConfig", "ClassroomConfig", "M1Config", "M2Config", "M3Config", "RunConfig",
                           "Sampling", "TaskConfig", "load_config"],
     "lbt_agents.errors": ["ConfigError", "DataError", "EndpointError", "LbtError"],
-    "lbt_agents.llm": ["CallLimits", "ChatAgent", "Reply", "UsageMeter"],
+    "lbt_agents.llm": ["CallLimits", "ChatAgent", "OpenAIChat", "Reply", "UsageMeter"],
     "lbt_agents.nodes": ["ClassroomSource", "exam_node", "intake_node", "lbt_reward_node", "m1_state",
                          "plan_exams_node", "resolve_classroom", "route_exams", "route_teaching", "score_pairs_node",
                          "select_node", "teach_node"],
@@ -53,7 +53,7 @@ if TYPE_CHECKING:
     from lbt_agents.graphs.m1_scoring import m1_graph
     from lbt_agents.graphs.m2_preferences import m2_graph
     from lbt_agents.graphs.m3_refinement import m3_graph
-    from lbt_agents.llm import CallLimits, ChatAgent, Reply, UsageMeter
+    from lbt_agents.llm import CallLimits, ChatAgent, OpenAIChat, Reply, UsageMeter
     from lbt_agents.nodes import (
         ClassroomSource, exam_node, intake_node, lbt_reward_node, m1_state, plan_exams_node, resolve_classroom,
         route_exams, route_teaching, score_pairs_node, select_node, teach_node,
@@ -92,7 +92,8 @@ def __dir__() -> list[str]:
 __all__ = [
     "Agent", "AgentConfig", "Budget", "BudgetConfig", "BudgetExhausted", "CallLimits", "ChatAgent", "Classroom", "ClassroomConfig", "ClassroomSource",
     "ConfigError", "DataError", "EndpointError", "ExamRecord", "ExamTask", "Examiner", "GraphRun", "Lane",
-    "LbtError", "M1Config", "M2Config", "M3Config", "PairRecord", "PairResult", "PairScore", "Plan", "Problem", "Reply",
+    "LbtError", "M1Config", "M2Config", "M3Config", "OpenAIChat", "PairRecord", "PairResult", "PairScore", "Plan",
+    "Problem", "Reply",
     "RunConfig", "Sampling", "ScriptedChatModel", "Selection", "Student", "TPResult", "TaskConfig", "TaskKind",
     "Teacher", "TeachingItem", "UsageMeter", "Verdict", "__version__", "arun_graph", "exam_node", "intake_node",
     "lbt_reward_node", "load_config", "m1_graph", "m1_state", "m2_graph", "m3_graph", "merge", "plan_exams_node", "plan_graph",

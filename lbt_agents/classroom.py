@@ -135,7 +135,7 @@ class Classroom:
         budget: Budget | None = None,
     ) -> Classroom:
         """The agents of ``cfg``; ``models`` maps agent names to chat models (tests, custom
-        providers), other agents get ``ChatOpenAI`` clients for their endpoints; ``budget``
+        providers), other agents get :class:`OpenAIChat` clients for their endpoints; ``budget``
         caps the requests and tokens of all of them together.
 
         Given a whole :class:`RunConfig`, the task, concurrency and examiner (its profile's grading

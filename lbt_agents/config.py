@@ -54,8 +54,8 @@ class AgentConfig(_Model):
     model: str = Field("smollm2-135m", description="Served model name at the endpoint.")
     base_url: str | list[str] = Field(
         EMBEDDED,
-        description="OpenAI-compatible base URL(s) (http://host:port/v1); several spread requests over "
-        "replicas; 'embedded' starts the embedded vLLM classroom for `model`.",
+        description="OpenAI-compatible base URL(s) (http://host:port/v1); several are replicas (all exams of "
+        "a pair go to one, by consistent hashing); 'embedded' starts the embedded vLLM classroom for `model`.",
     )
     api_key_env: str = Field("LBT_API_KEY", description="Environment variable holding the API key.")
     sampling: Sampling = Field(default_factory=Sampling)

@@ -92,7 +92,8 @@ def exam_tasks(
     ep_indices: Sequence[int] | None = None,
     rung: int = 0,
 ) -> list[ExamTask]:
-    """Every (pair × EP × repetition × student) exam of one TP; a pair's exams are adjacent."""
+    """Every (pair × student × EP × repetition) exam of one TP, in that order: the exams that share a
+    prompt prefix (one pair, one student) are adjacent, so they are dispatched together."""
     eps = item["eps"] if ep_indices is None else [item["eps"][i] for i in ep_indices]
     return [
         ExamTask(
@@ -106,16 +107,16 @@ def exam_tasks(
             ep=ep,
         )
         for pair in pairs
+        for student in students
         for ep in eps
         for rep in range(reps)
-        for student in students
     ]
 
 
 async def take_exam(classroom: Classroom, task: ExamTask) -> Reply:
     """The task's student answers its EP with the pair as the in-context example."""
     student = classroom.as_student(task["student"])
-    return await student.take_exam(task["tp"], task["teaching"], task["ep"], key=task["id"])
+    return await student.take_exam(task["tp"], task["teaching"], task["ep"], key=task["id"], route=task["pair_id"])
 
 
 async def grade_exam(classroom: Classroom, task: ExamTask, reply: Reply) -> ExamRecord:

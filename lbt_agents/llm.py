@@ -1,14 +1,20 @@
 """Model access for agents: one :class:`ChatAgent` per configured agent.
 
-A ``ChatAgent`` wraps LangChain chat models (``ChatOpenAI`` against any
-OpenAI-compatible endpoint, or any ``BaseChatModel`` such as the offline
-:class:`lbt_agents.testing.ScriptedChatModel`) and adds what long teaching runs
-need: bounded concurrency, retries with backoff, a call cache that keeps samples
-distinct, replica spreading, and token accounting.
+A ``ChatAgent`` wraps LangChain chat models (:class:`OpenAIChat`, a light client
+of OpenAI-compatible endpoints, for configured agents, or any ``BaseChatModel``
+such as ``ChatOpenAI`` or the offline :class:`lbt_agents.testing.ScriptedChatModel`)
+and adds what long teaching runs need: bounded concurrency, retries with backoff,
+a call cache that keeps samples distinct, replica routing, and token accounting.
 
-Samples are requested one per call (sample ``i`` uses seed ``seed + i``): with
-vLLM's prefix cache the shared prompt is computed once anyway, and each sample
-becomes individually cacheable and resumable.
+``n`` samples of one prompt go to a configured endpoint as one request with ``n``
+(the prompt is computed once); each sample is cached on its own (sample ``i``'s
+key holds ``i`` and seed ``seed + i``), so a resumed run asks only for the missing
+ones, and samples a backend did not return are asked for one per request.  Given
+models get one request per sample.
+
+With several replicas (``base_url`` list), a call's ``route`` (e.g. its TR-TA pair)
+picks its replica on a consistent-hash ring, so all exams of a pair meet one
+replica's prefix cache; calls without a route go round-robin.
 
 Calls marked ``coalesce=True`` that are identical (same sample, same model at the
 same endpoints: e.g. two lanes' teachers scoring one exemplar set) and in flight
@@ -33,19 +39,31 @@ import itertools
 import sys
 import time
 import weakref
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from collections.abc import Callable
-from typing import Any, Sequence
+from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
 
+from lbt_agents._openai_chat import (
+    BadReplyError,
+    EndpointStatusError,
+    OpenAIChat,
+    new_session,
+)
 from lbt_agents.budget import Budget
 from lbt_agents.cache import CallCache, cache_key
-from lbt_agents.config import EMBEDDED, AgentConfig, Sampling
-from lbt_agents.errors import ConfigError, EndpointError, LbtError
+from lbt_agents.config import EMBEDDED, AgentConfig
+from lbt_agents.errors import ConfigError, EndpointError
 from lbt_agents.paper._prompts import CONTINUE_FINAL_MESSAGE
+from lbt_agents.routing import HashRing
 
 Message = dict[str, str]
 """A chat message: ``{"role": "system"|"user"|"assistant", "content": ...}``."""
@@ -88,6 +106,13 @@ class Usage:
         self.prompt_tokens += reply.prompt_tokens
         self.completion_tokens += reply.completion_tokens
 
+    def add_request(self, replies: Sequence[Reply], wall_s: float) -> None:
+        """One request that returned several samples (its prompt counted once)."""
+        self.requests += 1
+        self.wall_s += wall_s
+        self.prompt_tokens += replies[0].prompt_tokens if replies else 0
+        self.completion_tokens += sum(r.completion_tokens for r in replies)
+
 
 @dataclass
 class UsageMeter:
@@ -105,8 +130,15 @@ class UsageMeter:
 @dataclass
 class _LoopState:
     limiter: asyncio.Semaphore
-    prefix_turns: dict[str, asyncio.Future[None]] = field(default_factory=dict)
+    prefix_turns: dict[int, asyncio.Future[None]] = field(default_factory=dict)
     inflight: dict[str, asyncio.Future[Reply]] = field(default_factory=dict)
+
+
+def _prefix_key(model: str, messages: Sequence[Message]) -> int:
+    """What identifies a shared prefix within this process: a hash (strings cache theirs, so this is
+    cheap, and it does not hold the prompt in memory); a collision only makes a call wait for another's
+    first token."""
+    return hash((model, *((m["role"], m["content"]) for m in messages)))
 
 
 class CallLimits:
@@ -141,9 +173,16 @@ def to_langchain(messages: Sequence[Message]) -> list[BaseMessage]:
 
 
 def _transient(exc: BaseException) -> bool:
+    import aiohttp
     import httpx
     import openai
 
+    if isinstance(exc, EndpointStatusError):
+        return exc.status_code in (408, 409, 429) or exc.status_code >= 500
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return exc.status in (408, 409, 429) or exc.status >= 500
+    if isinstance(exc, aiohttp.ClientError):
+        return True  # connection refused or dropped, a cut-off body
     if isinstance(exc, (openai.APIConnectionError, openai.RateLimitError, openai.InternalServerError)):
         return True
     if isinstance(exc, openai.APIStatusError):
@@ -154,29 +193,18 @@ def _transient(exc: BaseException) -> bool:
 
 
 def _bad_body(exc: BaseException) -> bool:
-    """A reply the client could not read as a chat completion (garbage, empty or the wrong shape)."""
-    import openai
-
-    if isinstance(exc, LbtError):
-        return False
-    if isinstance(exc, (ValueError, openai.APIResponseValidationError)):
-        return True
-    if isinstance(exc, (TypeError, KeyError, AttributeError, IndexError)):  # a reply of the wrong shape...
-        tb = exc.__traceback__
-        while tb is not None and tb.tb_next is not None:
-            tb = tb.tb_next
-        where = tb.tb_frame.f_code.co_filename if tb is not None else ""
-        return any(f"{sep}{pkg}{sep}" in where for pkg in ("langchain_openai", "openai") for sep in "/\\")  # ...read there
-    return False
+    """A reply our client could not read as a chat completion (garbage, empty or the wrong shape)."""
+    return isinstance(exc, BadReplyError)
 
 
 def _root_cause(exc: BaseException | None) -> BaseException | None:
     """The transport error under a client's wrapper (openai's APIConnectionError wraps httpx's ConnectError)."""
+    import aiohttp
     import httpx
 
     seen, visited = exc, set()
     while seen is not None and id(seen) not in visited:
-        if isinstance(seen, httpx.HTTPError):
+        if isinstance(seen, (httpx.HTTPError, aiohttp.ClientError)):
             return seen
         visited.add(id(seen))
         seen = seen.__cause__ or seen.__context__
@@ -200,7 +228,7 @@ def _refused_prefill(exc: BaseException) -> bool:
     other 4xx answers (a prompt too long, ...) keep their own error."""
     import openai
 
-    if not isinstance(exc, openai.APIStatusError) or not 400 <= exc.status_code < 500:
+    if not isinstance(exc, (openai.APIStatusError, EndpointStatusError)) or not 400 <= exc.status_code < 500:
         return False
     text = str(exc).lower()
     return exc.status_code not in (408, 409, 429) and any(word in text for word in _PREFILL_WORDS)
@@ -211,25 +239,16 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0][:200] if text else ""
 
 
-def openai_chat_models(cfg: AgentConfig, http_async_client: Any = None) -> list[BaseChatModel]:
-    """One ``ChatOpenAI`` per base URL of ``cfg`` (replicas); ``http_async_client``: the HTTP
-    client they share (connections belong to one event loop)."""
-    from langchain_openai import ChatOpenAI
-
+def openai_chat_models(cfg: AgentConfig, session: Any = None) -> list[BaseChatModel]:
+    """One :class:`OpenAIChat` per base URL of ``cfg`` (replicas); ``session``: the aiohttp
+    session they share (connections belong to one event loop)."""
     if EMBEDDED in cfg.base_urls:
         raise ConfigError(
             f"agent {cfg.name!r} still points at the embedded classroom; start it first "
             "(lbt runs do this for you) or set base_url to an OpenAI-compatible URL"
         )
     return [
-        ChatOpenAI(
-            model=cfg.model,
-            base_url=url,
-            api_key=cfg.api_key,
-            timeout=cfg.timeout_s,
-            max_retries=0,  # retries are ours (tenacity), so they are counted and bounded
-            **({"http_async_client": http_async_client} if http_async_client is not None else {}),
-        )
+        OpenAIChat(model=cfg.model, base_url=url, api_key=cfg.api_key, timeout_s=cfg.timeout_s, session=session)
         for url in cfg.base_urls
     ]
 
@@ -255,6 +274,10 @@ class ChatAgent:
         if not self.models:
             raise ConfigError(f"agent {cfg.name!r} has no model")
         self._next_model = itertools.cycle(range(len(self.models)))
+        names = cfg.base_urls if self._given is None else [str(i) for i in range(len(self.models))]
+        self._ring = HashRing(names)
+        self._ring_index = {name: i for i, name in enumerate(names)}
+        self._sessions: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
         self.cache = cache
         self.meter = meter if meter is not None else UsageMeter()
         self.limits = limits if limits is not None else CallLimits()
@@ -271,6 +294,7 @@ class ChatAgent:
         key: str = "",
         shared_prefix: int = 0,
         coalesce: bool = False,
+        route: str | None = None,
         **overrides: Any,
     ) -> list[Reply]:
         """``n`` independent samples (default ``sampling.n``) for ``messages``.
@@ -278,28 +302,79 @@ class ChatAgent:
         ``key`` names the call site (e.g. an exam id) so that identical prompts
         asked for different purposes stay distinct samples in the cache.
         ``shared_prefix``: how many leading messages other calls share; ``coalesce``: send
-        identical calls in flight at once only once (see the module docs).
+        identical calls in flight at once only once; ``route``: what picks the replica
+        (calls with the same route go to the same one); see the module docs.
         """
         sampling = self.cfg.sampling.model_copy(update=overrides) if overrides else self.cfg.sampling
         count = n if n is not None else sampling.n
-        prefix = cache_key(model=self.cfg.model, messages=list(messages[:shared_prefix])) if shared_prefix else None
-        return list(
-            await asyncio.gather(*(self._one(messages, sampling, i, key, prefix, coalesce) for i in range(count)))
-        )
+        params = sampling.model_dump(exclude={"n", "seed"})
+        if count > 1 and not coalesce and self._given is None:
+            return await self._batch(messages, params, sampling.seed, count, key, route)
+        prefix = _prefix_key(self.cfg.model, messages[:shared_prefix]) if shared_prefix else None
+        seeds = [None if sampling.seed is None else sampling.seed + i for i in range(count)]
+        if count == 1:
+            return [await self._one(messages, params, seeds[0], 0, key, prefix, coalesce, route)]
+        return list(await asyncio.gather(
+            *(self._one(messages, params, seeds[i], i, key, prefix, coalesce, route) for i in range(count))
+        ))  # fmt: skip
+
+    def _key(self, messages: Sequence[Message], params: dict[str, Any], seed: int | None, index: int, key: str) -> str:
+        return cache_key(model=self.cfg.model, messages=list(messages), params=params, seed=seed, index=index, key=key)
+
+    def _cached(self, ck: str) -> Reply | None:
+        if self.cache is None or (hit := self.cache.get(ck)) is None:
+            return None
+        reply = Reply(**{**hit, "cached": True})
+        self.meter.of(self.name).add(reply, 0.0)
+        return reply
+
+    async def _batch(
+        self, messages: Sequence[Message], params: dict[str, Any], base_seed: int | None, count: int, key: str,
+        route: str | None,
+    ) -> list[Reply]:
+        """``count`` samples: the cached ones from the cache, the rest in one request with ``n``
+        (and one request per sample for any the backend did not return)."""
+        seeds = [None if base_seed is None else base_seed + i for i in range(count)]
+        keys = [self._key(messages, params, seeds[i], i, key) if self.cache is not None else "" for i in range(count)]
+        replies: list[Reply | None] = [self._cached(ck) if ck else None for ck in keys]
+        missing = [i for i, r in enumerate(replies) if r is None]
+        if not missing:
+            return replies  # type: ignore[return-value]
+        started, budget = time.perf_counter(), self.limits.budget
+        if budget is not None:  # one request, counted (or refused) like any other
+            await budget.admit()
+        try:
+            fresh = await self._request(to_langchain(messages), params, seeds[missing[0]], n=len(missing), route=route)
+        except BaseException:
+            if budget is not None:
+                budget.settle()
+            raise
+        fresh = fresh[: len(missing)]
+        if budget is not None:
+            budget.settle(fresh[0].prompt_tokens if fresh else 0, sum(r.completion_tokens for r in fresh))
+        self.meter.of(self.name).add_request(fresh, time.perf_counter() - started)
+        for i, reply in zip(missing, fresh):
+            replies[i] = reply
+            if self.cache is not None:
+                self.cache.put(keys[i], reply.to_dict())
+        rest = missing[len(fresh):]  # a backend that ignores n: one request per missing sample
+        if rest:
+            more = await asyncio.gather(*(self._one(messages, params, seeds[i], i, key, None, False, route) for i in rest))
+            for i, reply in zip(rest, more):
+                replies[i] = reply
+        return replies  # type: ignore[return-value]
 
     async def _one(
-        self, messages: Sequence[Message], sampling: Sampling, index: int, key: str, prefix: str | None = None,
-        coalesce: bool = False,
-    ) -> Reply:
-        seed = None if sampling.seed is None else sampling.seed + index
-        params = sampling.model_dump(exclude={"n", "seed"})
-        ck = cache_key(model=self.cfg.model, messages=list(messages), params=params, seed=seed, index=index, key=key)
-        if self.cache is not None and (hit := self.cache.get(ck)) is not None:
-            reply = Reply(**{**hit, "cached": True})
-            self.meter.of(self.name).add(reply, 0.0)
-            return reply
+        self, messages: Sequence[Message], params: dict[str, Any], seed: int | None, index: int, key: str,
+        prefix: int | None = None, coalesce: bool = False, route: str | None = None,
+    ) -> Reply:  # fmt: skip
+        if self.cache is None and not coalesce:  # no key needed: skip hashing the prompt
+            return await self._fresh("", messages, params, seed, prefix, route)
+        ck = self._key(messages, params, seed, index, key)
+        if (hit := self._cached(ck)) is not None:
+            return hit
         if not coalesce:
-            return await self._fresh(ck, messages, params, seed, prefix)
+            return await self._fresh(ck, messages, params, seed, prefix, route)
         inflight, ident = self.limits.here().inflight, f"{ck}@{','.join(self.cfg.base_urls)}"
         if (same := inflight.get(ident)) is not None:
             reply = await asyncio.shield(same)
@@ -308,7 +383,7 @@ class ChatAgent:
         future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         inflight[ident] = future
         try:
-            reply = await self._fresh(ck, messages, params, seed, prefix)
+            reply = await self._fresh(ck, messages, params, seed, prefix, route)
             future.set_result(reply)
             return reply
         except BaseException as exc:
@@ -322,33 +397,38 @@ class ChatAgent:
             inflight.pop(ident, None)
 
     async def _fresh(
-        self, ck: str, messages: Sequence[Message], params: dict[str, Any], seed: int | None, prefix: str | None
-    ) -> Reply:
+        self, ck: str, messages: Sequence[Message], params: dict[str, Any], seed: int | None, prefix: int | None,
+        route: str | None,
+    ) -> Reply:  # fmt: skip
         if self.limits.budget is not None:  # counted, or refused once the run's budget is spent
-            return await self.limits.budget.spend(self._send, ck, messages, params, seed, prefix)
-        return await self._send(ck, messages, params, seed, prefix)
+            return await self.limits.budget.spend(self._send, ck, messages, params, seed, prefix, route)
+        return await self._send(ck, messages, params, seed, prefix, route)
 
     async def _send(
-        self, ck: str, messages: Sequence[Message], params: dict[str, Any], seed: int | None, prefix: str | None
-    ) -> Reply:
+        self, ck: str, messages: Sequence[Message], params: dict[str, Any], seed: int | None, prefix: int | None,
+        route: str | None,
+    ) -> Reply:  # fmt: skip
         started = time.perf_counter()
-        reply = await self._prefix_turn(prefix, to_langchain(messages), params, seed)
+        reply = await self._prefix_turn(prefix, to_langchain(messages), params, seed, route)
         self.meter.of(self.name).add(reply, time.perf_counter() - started)
         if self.cache is not None:
             self.cache.put(ck, reply.to_dict())
         return reply
 
     async def _prefix_turn(
-        self, prefix: str | None, messages: list[BaseMessage], params: dict[str, Any], seed: int | None
-    ) -> Reply:
+        self, prefix: int | None, messages: list[BaseMessage], params: dict[str, Any], seed: int | None,
+        route: str | None,
+    ) -> Reply:  # fmt: skip
         """The first call with ``prefix`` streams and opens the turn at its first token; the rest wait for that."""
         if prefix is None:
-            return await self._request(messages, params, seed)
+            [reply] = await self._request(messages, params, seed, route=route)
+            return reply
         turns = self.limits.here().prefix_turns
         turn = turns.get(prefix)
         if turn is not None:
             await asyncio.shield(turn)
-            return await self._request(messages, params, seed)
+            [reply] = await self._request(messages, params, seed, route=route)
+            return reply
         turn = turns[prefix] = asyncio.get_running_loop().create_future()
 
         def open_turn() -> None:
@@ -356,40 +436,47 @@ class ChatAgent:
                 turn.set_result(None)
 
         try:
-            return await self._request(messages, params, seed, on_first_token=open_turn)
+            [reply] = await self._request(messages, params, seed, route=route, on_first_token=open_turn)
+            return reply
         finally:
             open_turn()  # failed or not: the others go ahead (and retry on their own)
 
+    def replica(self, route: str | None = None) -> int:
+        """The index of the replica (model) a call with ``route`` goes to (round-robin without one)."""
+        if route is None or len(self.models) == 1:
+            return next(self._next_model)
+        return self._ring_index[self._ring.node(route)]
+
     def _models_here(self) -> list[BaseChatModel]:
-        """The chat models for this event loop: OpenAI clients get an HTTP client of their own per
+        """The chat models for this event loop: configured endpoints get an HTTP session of their own per
         loop (pooled connections belong to the loop that made them); given models are used as they are."""
         if self._given is not None:
             return self._given
         loop = asyncio.get_running_loop()
         models = self._per_loop.get(loop)
         if models is None:
-            import httpx
-
-            client = httpx.AsyncClient(timeout=self.cfg.timeout_s, limits=httpx.Limits(max_connections=None,
-                                                                                           max_keepalive_connections=256))
-            models = self._per_loop[loop] = openai_chat_models(self.cfg, http_async_client=client)
+            session = self._sessions[loop] = new_session(self.cfg.timeout_s)
+            models = self._per_loop[loop] = openai_chat_models(self.cfg, session=session)
         return models
 
     async def aclose(self) -> None:
-        """Close the HTTP clients this event loop's requests used."""
+        """Close the HTTP connections this event loop's requests used."""
         loop = asyncio.get_running_loop()
-        for model in self._per_loop.pop(loop, []):
-            client = getattr(model, "http_async_client", None)
-            if client is not None:
-                await client.aclose()
+        self._per_loop.pop(loop, None)
+        session = self._sessions.pop(loop, None)
+        if session is not None:
+            await session.close()
 
     async def _request(
         self,
         messages: list[BaseMessage],
         params: dict[str, Any],
         seed: int | None,
+        *,
+        n: int = 1,
+        route: str | None = None,
         on_first_token: Callable[[], None] | None = None,
-    ) -> Reply:
+    ) -> list[Reply]:
         kwargs: dict[str, Any] = {
             "temperature": params["temperature"],
             "top_p": params["top_p"],
@@ -397,6 +484,8 @@ class ChatAgent:
         }
         if seed is not None:
             kwargs["seed"] = seed
+        if n > 1:
+            kwargs["n"] = n
         extra: dict[str, Any] = {}
         if params.get("top_k") not in (None, -1):
             extra["top_k"] = params["top_k"]
@@ -405,7 +494,7 @@ class ChatAgent:
             extra.update(CONTINUE_FINAL_MESSAGE)
         if extra:
             kwargs["extra_body"] = extra
-        model = self._models_here()[next(self._next_model)]
+        model = self._models_here()[self.replica(route)]
         try:
             async for attempt in AsyncRetrying(
                 stop=stop_after_attempt(self.cfg.max_retries + 1),
@@ -416,9 +505,11 @@ class ChatAgent:
             ):
                 with attempt:
                     async with self.limits.here().limiter:
-                        if on_first_token is None:
-                            return _reply(await model.ainvoke(messages, **kwargs))
-                        return await _streamed_reply(model, messages, kwargs, on_first_token)
+                        if on_first_token is not None:
+                            return [await _streamed_reply(model, messages, kwargs, on_first_token)]
+                        if n == 1:
+                            return [_reply(await model.ainvoke(messages, **kwargs))]
+                        return await _generated_replies(model, messages, kwargs)
         except Exception as exc:
             if prefilled and _refused_prefill(exc):
                 where = getattr(model, "openai_api_base", None) or type(model).__name__
@@ -472,6 +563,32 @@ def _with_usage(text: str, finish_reason: str | None, message: BaseMessage) -> R
         prompt_tokens=int(usage.get("input_tokens", 0) or 0),
         completion_tokens=int(usage.get("output_tokens", 0) or 0),
     )
+
+
+async def _generated_replies(model: BaseChatModel, messages: list[BaseMessage], kwargs: dict[str, Any]) -> list[Reply]:
+    """The ``n`` choices of one request, through ``agenerate`` (with the run's callbacks, as ``ainvoke``
+    would); the request's completion tokens are shared out evenly (the API reports only their sum)."""
+    from langchain_core.runnables.config import ensure_config
+
+    config = ensure_config()
+    result = await model.agenerate(
+        [messages], callbacks=config.get("callbacks"), tags=config.get("tags"), metadata=config.get("metadata"),
+        run_name=config.get("run_name"), **kwargs,
+    )  # fmt: skip
+    generations = result.generations[0]
+    if not generations:
+        return []
+    first = _reply(generations[0].message)  # type: ignore[attr-defined]
+    share, extra = divmod(first.completion_tokens, len(generations))
+    return [
+        Reply(
+            text=g.text,
+            finish_reason=g.message.response_metadata.get("finish_reason"),  # type: ignore[attr-defined]
+            prompt_tokens=first.prompt_tokens,
+            completion_tokens=share + (i < extra),
+        )
+        for i, g in enumerate(generations)
+    ]
 
 
 async def _streamed_reply(

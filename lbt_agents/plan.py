@@ -151,7 +151,8 @@ def plan_m1(cfg: RunConfig, items: Sequence[TeachingItem], *, greedy: bool | Non
     eps = len(items[0]["eps"]) if items else 0
     plan = Plan(graph, f"{len(items)} TPs × {cfg.m1.pairs_per_tp} TR-TA pairs × {eps} EPs × "
                        f"{cfg.m1.reps_per_ep} reps × {len(students)} students")
-    notes = ["TR-TA pairs without an answer take no exams"]
+    notes = ["TR-TA pairs without an answer take no exams",
+             "an OpenAI-compatible endpoint gets a TP's teacher samples in one request (n): planned one per sample"]
     if cfg.m1.adaptive.enabled:
         notes.insert(0, "adaptive M1 takes fewer exams (unanimous TPs, halving): this is the full plan")
     plan.upper_bound = "; ".join(notes)

@@ -20,8 +20,10 @@ class Student(Agent):
     def messages(self, tp: Problem, teaching: str, ep: Problem) -> list[Message]:
         return layout(self.prompts, ep["kind"]).student(tp, teaching, ep, task=self.task, persona=self.persona)
 
-    async def take_exam(self, tp: Problem, teaching: str, ep: Problem, *, key: str) -> Reply:
+    async def take_exam(self, tp: Problem, teaching: str, ep: Problem, *, key: str, route: str | None = None) -> Reply:
+        """The student's reply to ``ep``; ``route`` (e.g. the pair's id) picks the replica, so calls
+        sharing the teaching prefix meet one replica's prefix cache."""
         messages = self.messages(tp, teaching, ep)
         shared = layout(self.prompts, ep["kind"]).shared_prefix(messages)
-        [reply] = await self.chat.sample(messages, n=1, key=f"exam:{key}", shared_prefix=shared)
+        [reply] = await self.chat.sample(messages, n=1, key=f"exam:{key}", shared_prefix=shared, route=route)
         return reply

@@ -18,13 +18,16 @@ class Teacher(Agent):
         return layout(self.prompts, tp["kind"]).teacher(tp, task=self.task, persona=self.persona)
 
     async def teach(self, tp: Problem, n: int) -> list[Reply]:
-        """``n`` sampled TR-TA pairs (the first one's prompt is cached on the server before the rest go)."""
+        """``n`` sampled TR-TA pairs: one request with ``n`` at a configured endpoint (else the first
+        one's prompt is cached on the server before the rest go)."""
         messages = self.messages(tp)
-        return await self.chat.sample(messages, n=n, key=f"teach:{tp['id']}", shared_prefix=len(messages))
+        return await self.chat.sample(messages, n=n, key=f"teach:{tp['id']}", shared_prefix=len(messages),
+                                      route=tp["id"])
 
     async def greedy(self, tp: Problem) -> Reply:
         """One greedy TR-TA pair (the greedy baseline)."""
-        [reply] = await self.chat.sample(self.messages(tp), n=1, key=f"greedy:{tp['id']}", temperature=0.0)
+        [reply] = await self.chat.sample(self.messages(tp), n=1, key=f"greedy:{tp['id']}", route=tp["id"],
+                                         temperature=0.0)
         return reply
 
     def writing_messages(self, prompt: str) -> list[Message]:

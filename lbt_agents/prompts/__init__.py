@@ -46,7 +46,17 @@ def _find(name: str, scopes: tuple[str, ...]) -> Any:
 def load_prompt(name: str, *, task: str | None = None, kind: str | None = None) -> str:
     """The text of prompt file ``name``, most specific scope first."""
     scopes = tuple(s for s in (task, kind) if s) + ("",)
-    return _find(name, scopes).read_text(encoding="utf-8")
+    path = _find(name, scopes)
+    try:
+        stamp = os.stat(path).st_mtime_ns  # read again only when the file changed (every request builds prompts)
+    except (OSError, TypeError):
+        return path.read_text(encoding="utf-8")
+    return _read(str(path), stamp)
+
+
+@lru_cache(maxsize=512)
+def _read(path: str, stamp: int) -> str:
+    return Path(path).read_text(encoding="utf-8")
 
 
 def render(template: str, **values: Any) -> str:

@@ -2,8 +2,8 @@
 
 The classroom talks to the stub OpenAI-compatible server through real ``ChatOpenAI`` clients (a run
 config whose agents point at the stub), so what the stub received is what the agents sent.  With the
-default M1 path, the first exam of each pair (and the teacher's first sample) streams, the others and
-the greedy answer do not: both request paths are counted.
+default M1 path, the first exam of each pair streams, the other exams and the greedy answer do not, and
+the teacher's samples come in one request with ``n``: all three request paths are counted.
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ from tests.server._arithmetic import (
 )
 
 ITEMS = [item("tp1", 2, 3), item("tp2", 10, 5)]
-# 2 TPs x (4 teacher samples + 1 greedy) + 2 TPs x 4 pairs x 3 EPs x 2 students = 10 + 48 = 58 model calls.
+# 2 TPs x (1 teacher request for 4 samples + 1 greedy) + 2 TPs x 4 pairs x 3 EPs x 2 students = 4 + 48 = 52 requests.
 CALLS = model_calls(len(ITEMS))
-TEACHER_CALLS = len(ITEMS) * (PAIRS + 1)
+TEACHER_CALLS = len(ITEMS) * 2
 EXAM_CALLS = len(ITEMS) * PAIRS * EPS * STUDENTS
 
 
@@ -69,9 +69,10 @@ async def test_a_callback_handler_sees_every_call(stub: StubServer, setup: tuple
     handler = CountingHandler()
     out = await graph.ainvoke({"items": ITEMS}, {"callbacks": [handler]}, context=classroom)
 
-    assert handler.starts == handler.ends == stub.requests == sent(classroom) == CALLS  # 58 of 58
+    assert handler.starts == handler.ends == stub.requests == sent(classroom) == CALLS  # 52 of 52
     streamed = sum(bool(body.get("stream")) for body in stub.bodies)
     assert 0 < streamed < CALLS  # both paths: astream (a prefix's first call) and ainvoke (the rest, greedy)
+    assert [body.get("n", 1) for body in stub.bodies].count(PAIRS) == len(ITEMS)  # and agenerate (teacher, n)
     assert all(r["selections"]["max"]["correct"] for r in out["results"].values())
 
 
@@ -83,7 +84,7 @@ async def test_stream_mode_messages_streams_every_call(stub: StubServer, setup: 
         by_node[metadata["langgraph_node"]].add(message.id)
 
     messages = set().union(*by_node.values())
-    assert len(messages) == stub.requests == CALLS  # 58 of 58
+    assert len(messages) == stub.requests == CALLS  # 52 of 52
     assert {node: len(ids) for node, ids in by_node.items()} == {"teach": TEACHER_CALLS, "exam": EXAM_CALLS}
 
 
@@ -93,4 +94,4 @@ async def test_astream_events_sees_every_call(stub: StubServer, setup: tuple[Any
     async for event in graph.astream_events({"items": ITEMS}, context=classroom, version="v2"):
         starts += event["event"] == "on_chat_model_start"
         ends += event["event"] == "on_chat_model_end"
-    assert starts == ends == stub.requests == CALLS  # 58 of 58
+    assert starts == ends == stub.requests == CALLS  # 52 of 52

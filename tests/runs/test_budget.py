@@ -162,7 +162,8 @@ def test_a_run_stops_at_its_budget_and_resumes_with_a_larger_one(tmp_path: Path,
         summary = json.loads((tmp_path / "runs" / "b" / "summary.json").read_text())
         assert summary["stopped"] == "budget"
         assert summary["budget"]["requests"] == 11 and summary["budget"]["max_requests"] == 11
-        assert summary["finished_in_last_step"] == {"exam": 11 - 2 * (3 + 1)}  # the admitted exams finished
+        assert summary["finished_in_last_step"] == {"exam": 11 - 2 * (1 + 1)}  # the admitted exams finished
+        # (per TP: one teacher request for its 3 samples with n, and the greedy one)
         assert "stopped at its budget" in (tmp_path / "runs" / "b" / "summary.md").read_text()
 
         resume = ("m1", "--resume", "b", "--output-dir", str(tmp_path / "runs"), "--no-progress")
@@ -170,8 +171,8 @@ def test_a_run_stops_at_its_budget_and_resumes_with_a_larger_one(tmp_path: Path,
         assert code == 5 and stub.requests == 11, err
         code, err = lbt_here(*resume, "--set", "budget.max_requests=100")
         assert code == 0, err
-        assert stub.requests == 2 * (3 + 1) + 2 * 3 * 2  # the plan, each request once
-    assert Spent.load(tmp_path / "runs" / "b").requests == 20
+        assert stub.requests == 2 * (1 + 1) + 2 * 3 * 2  # every request once (the teacher's samples with n)
+    assert Spent.load(tmp_path / "runs" / "b").requests == 16
     summary = json.loads((tmp_path / "runs" / "b" / "summary.json").read_text())
     assert "stopped" not in summary and summary["tps"] == 2
     capsys.readouterr()

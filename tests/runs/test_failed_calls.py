@@ -36,7 +36,7 @@ async def test_an_m1_run_whose_every_call_came_back_empty_fails(tmp_path: Path) 
         cfg = RunConfig.model_validate({**m1_config(stub.base_url, tmp_path), "run_id": "empty"})
         with pytest.raises(EndpointError) as err:
             await arun_m1(cfg, progress=False)
-        assert stub.requests == 3  # 2 samples + greedy; unanswered pairs are not examined
+        assert stub.requests == 2  # 2 samples in one request (n=2) + greedy; unanswered pairs are not examined
     assert str(err.value).startswith("every model call of run 'empty' failed: no teacher sample or exam gave an answer")
     summary = json.loads((tmp_path / "empty" / "summary.json").read_text())  # the record is still written
     assert summary["tokens"]["teacher"]["completion_tokens"] == 0

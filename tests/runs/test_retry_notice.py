@@ -37,7 +37,7 @@ async def test_a_server_that_is_down_shows_one_line(capsys: pytest.CaptureFixtur
         await agent.sample([{"role": "user", "content": "hi"}], n=1)
     await agent.aclose()
     lines = retry_lines(capsys.readouterr().err)
-    assert lines == [f"retrying: agent 'teacher' endpoint {url} (ConnectError), attempt 2/5"]  # 4 retries, 1 line
+    assert lines == [f"retrying: agent 'teacher' endpoint {url} (ClientConnectorError), attempt 2/5"]  # 4 retries, 1 line
 
 
 async def test_every_retry_is_shown_when_the_window_is_zero(capsys: pytest.CaptureFixture[str],

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -99,8 +100,13 @@ def inputs(cfg):
 def test_a_second_process_on_a_running_run_is_refused(tmp_path: Path) -> None:
     """Today: three processes with the same --run-id all exit 0 with different results."""
     (tmp_path / "slow_graph.py").write_text(USER_GRAPH)
-    with StubServer(respond=arithmetic.respond, models=(arithmetic.TEACHER_MODEL, arithmetic.STUDENT_MODEL),
-                    delay_ms=150) as stub:
+    release = threading.Event()
+
+    def respond(body: dict, choice: int) -> str:  # the first run's requests wait until the others were tried
+        release.wait(120)
+        return arithmetic.respond(body, choice)
+
+    with StubServer(respond=respond, models=(arithmetic.TEACHER_MODEL, arithmetic.STUDENT_MODEL)) as stub:
         config = arithmetic.write_run_config(tmp_path / "run.yaml", stub.base_url)
         yaml_text = config.read_text().replace("max_concurrency: 16", "max_concurrency: 2")
         config.write_text(yaml_text)
@@ -116,12 +122,14 @@ def test_a_second_process_on_a_running_run_is_refused(tmp_path: Path) -> None:
             again = lbt("run", "slow_graph:build", "--config", str(config), "--run-id", "same", "--no-progress",
                         cwd=tmp_path)
             resumed = lbt("run", "slow_graph:build", "--resume", "same", "--no-progress", cwd=tmp_path)
-            assert first.poll() is None, "the first run ended before the others were tried; slow the stub down"
+            assert first.poll() is None, "the first run ended before the others were tried"
+            release.set()
             for out in (again, resumed):
                 line = one_error_line(out)
                 assert line.startswith(f"error: run 'same' is in use by process {first.pid} "), line
             _, err = first.communicate(timeout=120)
         finally:
+            release.set()
             if first.poll() is None:
                 first.send_signal(signal.SIGKILL)
                 first.wait(10)

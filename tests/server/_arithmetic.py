@@ -30,7 +30,8 @@ def respond(body: dict[str, Any], choice_index: int) -> str:
         return "I do not know."
     a, b = map(int, found.groups())
     if body.get("model") == TEACHER_MODEL:
-        seed = body.get("seed")
+        seed = body.get("seed")  # a request with n: choice i stands for sample seed + i
+        seed = None if seed is None else seed + choice_index
         if body.get("temperature") == 0.0 or seed is None or seed % 4 != 0:
             return f"A bad method (take {seed}): add and add one. [[Final Answer]]: {a + b + 1}"
         return f"A good method: add the numbers. [[Final Answer]]: {a + b}"
@@ -49,8 +50,9 @@ def item(tp_id: str, a: int, b: int) -> TeachingItem:
 
 
 def model_calls(tps: int) -> int:
-    """Requests one M1 run makes: per TP, ``PAIRS`` teacher samples + 1 greedy, then every pair's exams."""
-    return tps * (PAIRS + 1) + tps * PAIRS * EPS * STUDENTS
+    """Requests one M1 run makes: per TP, one teacher request for ``PAIRS`` samples (``n``) + 1 greedy,
+    then every pair's exams."""
+    return tps * 2 + tps * PAIRS * EPS * STUDENTS
 
 
 def run_config(base_url: str) -> dict[str, Any]:
