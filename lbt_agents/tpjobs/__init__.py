@@ -19,7 +19,7 @@ from langchain_core.language_models import BaseChatModel
 
 from lbt_agents.config import RunConfig
 from lbt_agents.errors import ConfigError
-from lbt_agents.tpjobs._job import JobCounter, StatsFn, run_local, run_tp_job, thread_id
+from lbt_agents.tpjobs._job import JobCounter, StatsFn, keep_latest_checkpoint, run_local, run_tp_job, thread_id
 from lbt_agents.tpjobs._shards import TABLES, ShardStore, shard_key
 from lbt_agents.types import TeachingItem
 
@@ -89,6 +89,7 @@ async def arun_tp_jobs(
                     if saver is not None:
                         for tp_id in done:  # a crash between a shard and its thread's deletion
                             await saver.adelete_thread(thread_id(str(live.run_id), tp_id))
+                    saver = keep_latest_checkpoint(saver) if saver is not None else None
                     runnable = graph.copy(update={"checkpointer": saver}) if saver is not None else graph
                     await run_local(runnable, todo, saver=saver, classroom=session.classroom, store=store,
                                     run_id=str(live.run_id), stats=summarize,

@@ -18,7 +18,7 @@ from typing import Any
 
 from lbt_agents.config import ExecutorConfig, RunConfig
 from lbt_agents.errors import ConfigError
-from lbt_agents.tpjobs._job import JobCounter, StatsFn, run_tp_job
+from lbt_agents.tpjobs._job import JobCounter, StatsFn, keep_latest_checkpoint, run_tp_job
 from lbt_agents.types import TeachingItem
 
 
@@ -126,6 +126,7 @@ async def _tp_worker(cfg: RunConfig, run_path: Path, item: TeachingItem, builder
     try:
         graph = builder(cfg)
         async with checkpointer(cfg.checkpoint, run) as saver:
+            saver = keep_latest_checkpoint(saver) if saver is not None else None
             runnable = graph.copy(update={"checkpointer": saver}) if saver is not None else graph
             record = await run_tp_job(runnable, item, saver=saver, classroom=classroom, store=ShardStore(run.path),
                                       run_id=str(cfg.run_id), stats=stats, max_concurrency=cfg.max_concurrency)

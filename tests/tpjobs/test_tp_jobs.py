@@ -120,6 +120,10 @@ async def test_resume_skips_finished_tps_and_finished_exams(tmp_path: Path) -> N
         await arun_m1(cfg, models=models(), progress=False)
     store = ShardStore(tmp_path / "r")
     assert [store.finished(it["tp"]["id"]) for it in ITEMS[:3]] == [True, False, False]
+    conn = sqlite3.connect(str(tmp_path / "r" / "checkpoints.sqlite"))
+    kept = conn.execute("SELECT thread_id, COUNT(*) FROM checkpoints GROUP BY thread_id").fetchall()
+    assert kept == [(thread_id("r", "tp1"), 1)]  # the live thread keeps its latest checkpoint only
+    conn.close()
 
     budget["left"] = 10_000
     again = models()
