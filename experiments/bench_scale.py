@@ -288,9 +288,43 @@ def main() -> None:
             print(json.dumps(report["kill"]), flush=True)
     finally:
         stub.close()
+    report["command"] = "PYTHONPATH=. .venv/bin/python experiments/bench_scale.py " + " ".join(sys.argv[1:])
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{args.name}.json").write_text(json.dumps(report, indent=2))
-    print(f"wrote {RESULTS / args.name}.json", flush=True)
+    (RESULTS / f"{args.name}.md").write_text(markdown(report))
+    print(f"wrote {RESULTS / args.name}.json and .md", flush=True)
+
+
+def markdown(r: dict[str, Any]) -> str:
+    """The report as the Markdown table of ``experiments/results/bench_scale.md``."""
+    shape, m = r["shape"], r["main"]
+    lines = [f"# bench_scale: {shape['tps']} TPs x {shape['pairs']} pairs x {shape['eps']} EPs x {shape['reps']} reps "
+             f"= {shape['exams']} exams (1 student), stub server", "", f"`{r.get('command', '')}`", "",
+             f"{r['cpus']} CPUs (shared; load average at start {r['load_avg_at_start'][0]:.1f}); "
+             f"concurrency {r['concurrency']}; executor.max_tps_in_flight {r['max_tps_in_flight']}; cache off", "",
+             "| measure | value |", "|---|---|",
+             f"| M1 exams/s | {m['exams_per_s']:.1f} ({m['exams']} exams, {m['requests']} requests, {m['wall_s']} s) |",
+             f"| M1 requests/s | {m['requests_per_s']:.1f} |"]
+    if "bare" in r:
+        lines += [f"| bare AsyncOpenAI requests/s (same requests, same concurrency) | {r['bare']['requests_per_s']:.1f} |",
+                  f"| ratio M1 / bare | **{r['ratio']:.2f}** |"]
+    lines += [f"| M1 peak RSS | {m['peak_rss_mb']:.0f} MB |",
+              f"| checkpoint file at the end / exams | {m['checkpoint_file_bytes_per_exam']:.0f} B |"]
+    if "kill" in r:
+        k = r["kill"]
+        lines += [f"| kill -9 at 50%: requests before the kill | {k['requests_at_kill']} ({k['exams_saved_at_kill']} "
+                  "exams saved) |",
+                  f"| after `--resume`: requests | {k['requests_after_resume']} |",
+                  f"| finished exams requested again | **{k['finished_exams_asked_again']}** |",
+                  f"| live TP threads at the kill: checkpoint bytes / exam they hold | "
+                  f"{k['live_checkpoint_bytes_per_exam']:.0f} B ({k['live_threads_at_kill']} threads, "
+                  f"{k['live_thread_exams']} exams; parts: {k['live_checkpoint_parts']}) |"]
+    if r.get("series"):
+        lines += ["", "Peak RSS by number of TPs:", "", "| TPs | pairs/TP | exams | wall s | peak RSS MB |",
+                  "|---|---|---|---|---|"]
+        lines += [f"| {x['tps']} | {x['pairs']} | {x['exams']} | {x['wall_s']} | {x['peak_rss_mb']:.0f} |"
+                  for x in r["series"]]
+    return "\n".join(lines) + "\n"
 
 
 def kill_and_resume(args: argparse.Namespace, stub: Stub, work: Path, tp_ids: list[str],
@@ -335,5 +369,8 @@ def _sub(argv: list[str]) -> None:
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] in ("_child", "_bare"):
         _sub(sys.argv[1:])
+    elif len(sys.argv) > 2 and sys.argv[1] == "--md-from":  # rewrite the .md of a saved report
+        saved = json.loads(Path(sys.argv[2]).read_text())
+        Path(sys.argv[2]).with_suffix(".md").write_text(markdown(saved))
     else:
         main()

@@ -85,6 +85,8 @@ def run_ray(
     the counter and each job's usage meter (``UsageMeter.as_dict``)."""
     counter = counter or JobCounter()
     meters: list[dict[str, Any]] = []
+    if not items:
+        return counter, meters
     with ray_cluster(cfg.executor) as ray:
         task = ray.remote(num_cpus=1, max_retries=cfg.executor.max_retries)(_tp_task)
         cfg_json = cfg.model_dump_json()

@@ -136,3 +136,16 @@ async def test_resume_skips_finished_tps_and_finished_exams(tmp_path: Path) -> N
     assert result.summary["exams"] == len(ITEMS) * EXAMS_PER_TP and result.summary["accuracy"]["max"] == 1.0
     conn = sqlite3.connect(str(tmp_path / "r" / "checkpoints.sqlite"))
     assert conn.execute("SELECT COUNT(*) FROM checkpoints WHERE thread_id = ?", (thread_id("r", "tp1"),)).fetchone() == (0,)
+
+
+def test_a_shard_is_written_once(tmp_path: Path) -> None:
+    """A retried TP job's second write keeps the first shard (nothing counted twice)."""
+    result = {"tp_id": "a/b c", "question": "q", "gold": "1", "ep_ids": ["e"], "note": None, "greedy": None,
+              "pairs": [], "selections": {}}
+    store = ShardStore(tmp_path)
+    assert not store.finished("a/b c")
+    assert store.write(result, {"exams": 0, "first": True}, "r") is True
+    assert store.write(result, {"exams": 0, "first": False}, "r") is False
+    assert [s["first"] for s in store.stats(["a/b c", "missing"])] == [True]
+    assert store.shard("a/b c").parent == store.path and "/" not in shard_key("a/b c")
+    assert [p.name for p in store.path.iterdir()] == [shard_key("a/b c")]  # no temporary folder left
