@@ -19,7 +19,14 @@ from langchain_core.language_models import BaseChatModel
 
 from lbt_agents.config import RunConfig
 from lbt_agents.errors import ConfigError
-from lbt_agents.tpjobs._job import JobCounter, StatsFn, keep_latest_checkpoint, run_local, run_tp_job, thread_id
+from lbt_agents.tpjobs._job import (
+    JobCounter,
+    StatsFn,
+    keep_latest_checkpoint,
+    run_local,
+    run_tp_job,
+    thread_id,
+)
 from lbt_agents.tpjobs._shards import TABLES, ShardStore, shard_key
 from lbt_agents.types import TeachingItem
 

@@ -18,7 +18,12 @@ from typing import Any
 
 from lbt_agents.config import ExecutorConfig, RunConfig
 from lbt_agents.errors import ConfigError
-from lbt_agents.tpjobs._job import JobCounter, StatsFn, keep_latest_checkpoint, run_tp_job
+from lbt_agents.tpjobs._job import (
+    JobCounter,
+    StatsFn,
+    keep_latest_checkpoint,
+    run_tp_job,
+)
 from lbt_agents.types import TeachingItem
 
 

@@ -28,8 +28,8 @@ def available() -> str | None:
     if os.geteuid() == 0 and shutil.which("runuser") is None:
         return "running as root without runuser (PostgreSQL refuses to run as root)"
     try:
-        import psycopg  # noqa: F401
-        import langgraph.checkpoint.postgres  # noqa: F401
+        import langgraph.checkpoint.postgres
+        import psycopg
     except ImportError:
         return "the Postgres checkpointer needs: pip install 'lbt-agents[postgres]'"
     return None
@@ -54,7 +54,7 @@ def postgres_server() -> Iterator[str]:
         os.chown(root, entry.pw_uid, entry.pw_gid)
         as_user = ["runuser", "-u", user, "--"]
     data, port = root / "data", _free_port()
-    run = lambda *cmd: subprocess.run([*as_user, *cmd], check=True, capture_output=True, timeout=120)  # noqa: E731
+    run = lambda *cmd: subprocess.run([*as_user, *cmd], check=True, capture_output=True, timeout=120)
     try:
         run(_binary("initdb"), "-D", str(data), "-U", "lbt", "--auth=trust", "-E", "UTF8")
         run(_binary("pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-w", "-t", "60", "-o",
