@@ -112,7 +112,8 @@ def bare(args: argparse.Namespace) -> None:
     bodies = [json.loads(line) for line in Path(args.bodies).read_text().splitlines()]
 
     async def go() -> float:
-        client = openai.AsyncOpenAI(base_url=args.base_url, api_key="x", max_retries=0)
+        # a bounded timeout and retries: a request lost under a loaded CPU is counted, not a 600 s stall
+        client = openai.AsyncOpenAI(base_url=args.base_url, api_key="x", max_retries=2, timeout=60.0)
         limit = asyncio.Semaphore(args.concurrency)
 
         async def one(body: dict[str, Any]) -> None:
