@@ -6,7 +6,7 @@ submodules).  A classroom is the runtime context of every teaching graph::
     from lbt_agents import Classroom, load_config, m1_graph
 
     cfg = load_config("experiments/configs/quickstart.yaml")
-    classroom = Classroom.from_config(cfg.classroom, task=cfg.task.name)
+    classroom = Classroom.from_config(cfg)  # its agents, task, and the profile's examiner
     out = await m1_graph(cfg.m1).ainvoke({"items": items}, context=classroom)
 """
 
@@ -19,16 +19,18 @@ from typing import TYPE_CHECKING, Any
 # `lbt --help` do not pay for LangGraph and LangChain.
 _EXPORTS = {
     "lbt_agents.agents": ["Agent", "Examiner", "Student", "Teacher"],
+    "lbt_agents.budget": ["Budget", "BudgetExhausted"],
     "lbt_agents.classroom": ["Classroom", "Lane", "who_teaches_whom"],
-    "lbt_agents.config": ["AgentConfig", "ClassroomConfig", "M1Config", "M2Config", "M3Config", "RunConfig",
+    "lbt_agents.config": ["AgentConfig", "BudgetConfig", "ClassroomConfig", "M1Config", "M2Config", "M3Config", "RunConfig",
                           "Sampling", "TaskConfig", "load_config"],
     "lbt_agents.errors": ["ConfigError", "DataError", "EndpointError", "LbtError"],
     "lbt_agents.llm": ["CallLimits", "ChatAgent", "Reply", "UsageMeter"],
     "lbt_agents.nodes": ["ClassroomSource", "exam_node", "intake_node", "lbt_reward_node", "m1_state",
                          "plan_exams_node", "resolve_classroom", "route_exams", "route_teaching", "score_pairs_node",
                          "select_node", "teach_node"],
+    "lbt_agents.plan": ["Plan"],
     "lbt_agents.rationales": ["score_rationales"],
-    "lbt_agents.runner": ["GraphRun", "arun_graph", "run_graph"],
+    "lbt_agents.runner": ["GraphRun", "arun_graph", "plan_graph", "run_graph"],
     "lbt_agents.state": ["merge"],
     "lbt_agents.testing": ["ScriptedChatModel"],
     "lbt_agents.types": ["ExamRecord", "ExamTask", "PairRecord", "PairResult", "PairScore", "Problem", "Selection",
@@ -41,9 +43,11 @@ _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 
 if TYPE_CHECKING:
     from lbt_agents.agents import Agent, Examiner, Student, Teacher
+    from lbt_agents.budget import Budget, BudgetExhausted
     from lbt_agents.classroom import Classroom, Lane, who_teaches_whom
     from lbt_agents.config import (
-        AgentConfig, ClassroomConfig, M1Config, M2Config, M3Config, RunConfig, Sampling, TaskConfig, load_config,
+        AgentConfig, BudgetConfig, ClassroomConfig, M1Config, M2Config, M3Config, RunConfig, Sampling, TaskConfig,
+        load_config,
     )
     from lbt_agents.errors import ConfigError, DataError, EndpointError, LbtError
     from lbt_agents.graphs.m1_scoring import m1_graph
@@ -54,8 +58,9 @@ if TYPE_CHECKING:
         ClassroomSource, exam_node, intake_node, lbt_reward_node, m1_state, plan_exams_node, resolve_classroom,
         route_exams, route_teaching, score_pairs_node, select_node, teach_node,
     )
+    from lbt_agents.plan import Plan
     from lbt_agents.rationales import score_rationales
-    from lbt_agents.runner import GraphRun, arun_graph, run_graph
+    from lbt_agents.runner import GraphRun, arun_graph, plan_graph, run_graph
     from lbt_agents.state import merge
     from lbt_agents.testing import ScriptedChatModel
     from lbt_agents.types import (
@@ -85,12 +90,12 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
-    "Agent", "AgentConfig", "CallLimits", "ChatAgent", "Classroom", "ClassroomConfig", "ClassroomSource",
+    "Agent", "AgentConfig", "Budget", "BudgetConfig", "BudgetExhausted", "CallLimits", "ChatAgent", "Classroom", "ClassroomConfig", "ClassroomSource",
     "ConfigError", "DataError", "EndpointError", "ExamRecord", "ExamTask", "Examiner", "GraphRun", "Lane",
-    "LbtError", "M1Config", "M2Config", "M3Config", "PairRecord", "PairResult", "PairScore", "Problem", "Reply",
+    "LbtError", "M1Config", "M2Config", "M3Config", "PairRecord", "PairResult", "PairScore", "Plan", "Problem", "Reply",
     "RunConfig", "Sampling", "ScriptedChatModel", "Selection", "Student", "TPResult", "TaskConfig", "TaskKind",
     "Teacher", "TeachingItem", "UsageMeter", "Verdict", "__version__", "arun_graph", "exam_node", "intake_node",
-    "lbt_reward_node", "load_config", "m1_graph", "m1_state", "m2_graph", "m3_graph", "merge", "plan_exams_node",
+    "lbt_reward_node", "load_config", "m1_graph", "m1_state", "m2_graph", "m3_graph", "merge", "plan_exams_node", "plan_graph",
     "resolve_classroom", "route_exams", "route_teaching", "run_graph", "score_pairs_node", "score_rationales",
     "select_node", "teach_node", "who_teaches_whom",
 ]  # fmt: skip

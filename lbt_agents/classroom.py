@@ -18,8 +18,9 @@ import networkx as nx
 from langchain_core.language_models import BaseChatModel
 
 from lbt_agents.agents import Examiner, Student, Teacher
+from lbt_agents.budget import Budget
 from lbt_agents.cache import CallCache
-from lbt_agents.config import ClassroomConfig
+from lbt_agents.config import ClassroomConfig, RunConfig
 from lbt_agents.errors import ConfigError
 from lbt_agents.llm import CallLimits, ChatAgent, UsageMeter
 
@@ -119,25 +120,40 @@ class Classroom:
         object.__setattr__(self, "graph", graph)
         object.__setattr__(self, "_chats", {a.name: a.chat for a in agents})
         object.__setattr__(self, "_task", self.teachers[0].task)
+        object.__setattr__(self, "_prompts", self.teachers[0].prompts)
 
     @classmethod
     def from_config(
         cls,
-        cfg: ClassroomConfig,
+        cfg: ClassroomConfig | RunConfig,
         *,
         task: str | None = None,
         models: Mapping[str, BaseChatModel | Sequence[BaseChatModel]] | None = None,
         cache: CallCache | None = None,
-        max_concurrency: int = 64,
+        max_concurrency: int | None = None,
         examiner: Examiner | None = None,
+        budget: Budget | None = None,
     ) -> Classroom:
         """The agents of ``cfg``; ``models`` maps agent names to chat models (tests, custom
-        providers), other agents get ``ChatOpenAI`` clients for their endpoints."""
+        providers), other agents get ``ChatOpenAI`` clients for their endpoints; ``budget``
+        caps the requests and tokens of all of them together.
+
+        Given a whole :class:`RunConfig`, the task, concurrency and examiner (its profile's grading
+        rules) come from it too; given its ``classroom`` alone, the examiner grades by the default rules.
+        """
+        if isinstance(cfg, RunConfig):
+            from lbt_agents.runner import examiner_for
+
+            task = task if task is not None else cfg.task.name
+            max_concurrency = max_concurrency if max_concurrency is not None else cfg.max_concurrency
+            examiner = examiner or examiner_for(cfg)
+            cfg = cfg.classroom
+        max_concurrency = 64 if max_concurrency is None else max_concurrency
         models = dict(models or {})
         for name in models:
             if name not in {a.name for a in cfg.agents()}:
                 raise ConfigError(f"models: no agent named {name!r} in the classroom")
-        meter, limits = UsageMeter(), CallLimits(max_concurrency)
+        meter, limits = UsageMeter(), CallLimits(max_concurrency, budget=budget)
 
         def chat(agent_cfg: Any) -> ChatAgent:
             given = models.get(agent_cfg.name)
@@ -146,8 +162,8 @@ class Classroom:
             return ChatAgent(agent_cfg, models=given, cache=cache, meter=meter, limits=limits)
 
         return cls(
-            teachers=tuple(Teacher(chat(t), task=task) for t in (cfg.teacher, *cfg.teachers)),
-            students=tuple(Student(chat(s), task=task) for s in cfg.students),
+            teachers=tuple(Teacher(chat(t), task=task, prompts=cfg.prompts) for t in (cfg.teacher, *cfg.teachers)),
+            students=tuple(Student(chat(s), task=task, prompts=cfg.prompts) for s in cfg.students),
             examiner=examiner or Examiner(),
             edges=None if cfg.edges is None else tuple(tuple(e) for e in cfg.edges),  # type: ignore[misc]
             meter=meter,
@@ -179,11 +195,11 @@ class Classroom:
 
     def as_teacher(self, name: str) -> Teacher:
         """Agent ``name`` in the teacher's role (a student teaches in peer teaching)."""
-        return Teacher(self._chat(name), task=self.task)
+        return Teacher(self._chat(name), task=self.task, prompts=self._prompts)  # type: ignore[attr-defined]
 
     def as_student(self, name: str) -> Student:
         """Agent ``name`` in the student's role."""
-        return Student(self._chat(name), task=self.task)
+        return Student(self._chat(name), task=self.task, prompts=self._prompts)  # type: ignore[attr-defined]
 
     def students_of(self, teacher: str) -> list[str]:
         return list(self.graph.successors(teacher))

@@ -17,6 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from lbt_agents.errors import ConfigError
 
 Role = Literal["teacher", "student", "examiner"]
+PromptSet = Literal["default", "paper"]
+MathGrading = Literal["verify", "paper"]
+TieBreak = Literal["first_seen", "last_seen"]
 SelectionMode = Literal["greedy", "sc", "max", "sum", "avg"]
 CheckpointBackend = Literal["sqlite", "postgres", "memory", "none"]
 
@@ -92,6 +95,12 @@ class ClassroomConfig(_Model):
         description="Who teaches whom, as (teacher name, student name) pairs; students may teach each other "
         "(peer teaching). Default: the teacher teaches every student.",
     )
+    prompts: PromptSet = Field(
+        "default",
+        description="Prompt set: 'default' (prompts/<task|kind>/*.md as a chat with the teacher's reply as an "
+        "assistant turn) or 'paper' (the official layout of prompts/paper/<kind>.json: one user message with fixed "
+        "shots, the assistant turn prefilled and continued; kinds without such a file use the default set).",
+    )
 
     @field_validator("students")
     @classmethod
@@ -103,6 +112,21 @@ class ClassroomConfig(_Model):
 
     def agents(self) -> list[AgentConfig]:
         return [self.teacher, *self.teachers, *self.students]
+
+
+class CodeTaskConfig(_Model):
+    """How code tasks (leetcode, humaneval) score exams and choose exam problems."""
+
+    score: Literal["fraction", "all_pass"] = Field(
+        "fraction",
+        description="An exam's score: the share of the EP's visible tests that pass (fraction), or 1 only when all "
+        "of them pass and else 0 (all_pass, the paper).",
+    )
+    exam_problems: Literal["sample", "study_plan"] = Field(
+        "sample",
+        description="EPs of a TP: eps_per_tp other problems of its topic (sample, seeded), or every other problem "
+        "of the TP's tag (option topic) in its study-plan group (option study_plan): the paper; leetcode only.",
+    )
 
 
 class TaskConfig(_Model):
@@ -120,6 +144,7 @@ class TaskConfig(_Model):
     eps_per_tp: int = Field(3, ge=1, description="Exam problems per teaching problem.")
     seed: int = Field(0, description="Seed for generated variants and sampling of problems.")
     options: dict[str, Any] = Field(default_factory=dict, description="Task-specific options.")
+    code: CodeTaskConfig = Field(default_factory=CodeTaskConfig, description="Code tasks' exam score and EPs.")
 
 
 class AdaptiveConfig(_Model):
@@ -146,6 +171,11 @@ class M1Config(_Model):
     greedy_baseline: bool = Field(True, description="Also ask the teacher for a greedy answer (baseline).")
     modes: list[SelectionMode] = Field(
         default_factory=lambda: ["greedy", "sc", "max", "sum", "avg"], description="Selection modes to report."
+    )
+    tie_break: TieBreak = Field(
+        "first_seen",
+        description="Among answers tied on the mode's value and on votes: the one first seen (lbt-agents) or the "
+        "one first seen latest (official: the last of a stable sort). Values are compared exactly in both.",
     )
     adaptive: AdaptiveConfig = Field(default_factory=AdaptiveConfig)
 
@@ -235,6 +265,14 @@ class ServeConfig(_Model):
 class GradingConfig(_Model):
     """How the examiner grades."""
 
+    math: MathGrading = Field(
+        "verify",
+        description="Math answers: 'verify' (the last marker, else \\boxed{} or a phrase; grouped and graded by "
+        "math-verify equivalence; replies without an answer take no exams and do not vote) or 'paper' (official: "
+        "the first '[[Final Answer]]:' line, else the last line; grouped by the exact Minerva-normalised string, "
+        "graded by MATH is_equiv; every reply has an answer, so every pair votes and takes exams).",
+    )
+
     timeout_s: float = Field(
         2.0, gt=0, description="Most seconds one math grade may take; a grade that hits it is wrong (with the reason)."
     )
@@ -247,6 +285,19 @@ class SandboxConfig(_Model):
         "auto",
         description="auto/bwrap: isolated with bubblewrap (a run refuses to start without it); bare: UNCONFINED, "
         "only when you choose it (recorded in the summary).",
+    )
+
+
+class BudgetConfig(_Model):
+    """Caps on a run's model calls; a run that reaches one stops cleanly (``--resume`` with a larger one continues)."""
+
+    max_requests: int | None = Field(
+        None, ge=1, description="Most model requests the run may send, over all its resumes (cache hits are free); "
+        "None: no cap. The run sends exactly this many at most.",
+    )
+    max_tokens: int | None = Field(
+        None, ge=1, description="Most prompt + completion tokens the run may use, over all its resumes; None: no "
+        "cap. Checked before each request, so requests in flight may go past it.",
     )
 
 
@@ -282,18 +333,21 @@ class RunConfig(_Model):
     grading: GradingConfig = Field(default_factory=GradingConfig)
     sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
     max_concurrency: int = Field(64, ge=1, description="Most model requests in flight at once.")
+    budget: BudgetConfig = Field(default_factory=BudgetConfig)
 
     @model_validator(mode="before")
     @classmethod
     def _profile_defaults(cls, data: Any) -> Any:
         if not isinstance(data, dict):
             return data
-        from lbt_agents.profiles import profile_defaults, under
+        from lbt_agents.profiles import as_data, profile_defaults, under
 
         name = data.get("profile", "default")
         if not isinstance(name, str):
             raise ValueError(f"profile must be a name, got {name!r}")
-        return under(profile_defaults(name), data)
+        data = as_data(data)
+        task = data.get("task") if isinstance(data.get("task"), dict) else {}
+        return under(profile_defaults(name, task_name=task.get("name", TaskConfig.model_fields["name"].default)), data)
 
     @field_validator("run_id")
     @classmethod

@@ -8,6 +8,8 @@ class LbtError(Exception):
     """
 
     exit_code: int = 2
+    label: str = "error"
+    """The word the CLI's line starts with (``error: ...``)."""
 
 
 class ConfigError(LbtError, ValueError):

@@ -14,7 +14,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from lbt_agents.config import AdaptiveConfig, M1Config, SelectionMode
+from lbt_agents.config import AdaptiveConfig, M1Config, SelectionMode, TieBreak
 from lbt_agents.errors import ConfigError
 from lbt_agents.llm import Reply
 from lbt_agents.scoring import Candidate, group_answers, select_all
@@ -295,11 +295,13 @@ def tp_result(
     modes: Sequence[SelectionMode],
     equivalent: Any,
     note: str | None = None,
+    tie_break: TieBreak = "first_seen",
 ) -> TPResult:
     """Everything about one TP: its pairs with scores and exams, and the selections."""
     candidates = [Candidate(p["index"], p["answer"], p["correct"], scores[p["id"]]["lbt"]) for p in pairs]
     greedy_cand = Candidate(-1, greedy["answer"], greedy["correct"]) if greedy else None
-    selections = select_all([m for m in modes if m != "greedy" or greedy], candidates, equivalent, greedy=greedy_cand)
+    selections = select_all([m for m in modes if m != "greedy" or greedy], candidates, equivalent, greedy=greedy_cand,
+                            tie_break=tie_break)
     votes = {c.index: len(g) for g in group_answers(candidates, equivalent) for c in g}
     exams_by_pair: dict[str, list[ExamRecord]] = {}
     for exam in sorted(exams, key=lambda e: e["id"]):

@@ -41,9 +41,11 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
+from lbt_agents.budget import Budget
 from lbt_agents.cache import CallCache, cache_key
 from lbt_agents.config import EMBEDDED, AgentConfig, Sampling
 from lbt_agents.errors import ConfigError, EndpointError, LbtError
+from lbt_agents.paper._prompts import CONTINUE_FINAL_MESSAGE
 
 Message = dict[str, str]
 """A chat message: ``{"role": "system"|"user"|"assistant", "content": ...}``."""
@@ -108,16 +110,18 @@ class _LoopState:
 
 
 class CallLimits:
-    """At most ``max_concurrency`` requests in flight, shared by the agents that hold it.
+    """At most ``max_concurrency`` requests in flight (and a run's budget), shared by the agents that hold it.
 
     Its semaphore, prefix turns and in-flight calls are made per event loop, when
     first used, so one classroom serves any number of runs and loops.
     """
 
-    def __init__(self, max_concurrency: int = 64) -> None:
+    def __init__(self, max_concurrency: int = 64, budget: Budget | None = None) -> None:
         if max_concurrency < 1:
             raise ConfigError(f"max_concurrency must be at least 1, got {max_concurrency}")
         self.max_concurrency = max_concurrency
+        self.budget = budget
+        """The run's :class:`~lbt_agents.budget.Budget`: every request the agents send is counted (or refused) there."""
         self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState] = weakref.WeakKeyDictionary()
 
     def here(self) -> _LoopState:
@@ -177,6 +181,29 @@ def _root_cause(exc: BaseException | None) -> BaseException | None:
         visited.add(id(seen))
         seen = seen.__cause__ or seen.__context__
     return exc
+
+
+def refused_prefill_line(agent: str, url: str, why: str) -> str:
+    return (
+        f"agent {agent!r}: endpoint {url} refuses to continue a final assistant message ({why}); the paper "
+        "prompts prefill the assistant turn and need an endpoint that accepts continue_final_message "
+        "(vLLM's OpenAI server does), or use classroom.prompts=default"
+    )
+
+
+_PREFILL_WORDS = ("continue_final_message", "add_generation_prompt", "final assistant", "prefill", "unrecognized",
+                  "extra inputs", "extra_forbidden", "unexpected keyword")
+
+
+def _refused_prefill(exc: BaseException) -> bool:
+    """A 4xx answer to a prefilled request that names the continuation (or unknown fields) as the reason;
+    other 4xx answers (a prompt too long, ...) keep their own error."""
+    import openai
+
+    if not isinstance(exc, openai.APIStatusError) or not 400 <= exc.status_code < 500:
+        return False
+    text = str(exc).lower()
+    return exc.status_code not in (408, 409, 429) and any(word in text for word in _PREFILL_WORDS)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -297,6 +324,13 @@ class ChatAgent:
     async def _fresh(
         self, ck: str, messages: Sequence[Message], params: dict[str, Any], seed: int | None, prefix: str | None
     ) -> Reply:
+        if self.limits.budget is not None:  # counted, or refused once the run's budget is spent
+            return await self.limits.budget.spend(self._send, ck, messages, params, seed, prefix)
+        return await self._send(ck, messages, params, seed, prefix)
+
+    async def _send(
+        self, ck: str, messages: Sequence[Message], params: dict[str, Any], seed: int | None, prefix: str | None
+    ) -> Reply:
         started = time.perf_counter()
         reply = await self._prefix_turn(prefix, to_langchain(messages), params, seed)
         self.meter.of(self.name).add(reply, time.perf_counter() - started)
@@ -363,8 +397,14 @@ class ChatAgent:
         }
         if seed is not None:
             kwargs["seed"] = seed
+        extra: dict[str, Any] = {}
         if params.get("top_k") not in (None, -1):
-            kwargs["extra_body"] = {"top_k": params["top_k"]}
+            extra["top_k"] = params["top_k"]
+        prefilled = bool(messages) and isinstance(messages[-1], AIMessage)
+        if prefilled:  # the reply continues the final assistant message (its text is the continuation)
+            extra.update(CONTINUE_FINAL_MESSAGE)
+        if extra:
+            kwargs["extra_body"] = extra
         model = self._models_here()[next(self._next_model)]
         try:
             async for attempt in AsyncRetrying(
@@ -380,6 +420,9 @@ class ChatAgent:
                             return _reply(await model.ainvoke(messages, **kwargs))
                         return await _streamed_reply(model, messages, kwargs, on_first_token)
         except Exception as exc:
+            if prefilled and _refused_prefill(exc):
+                where = getattr(model, "openai_api_base", None) or type(model).__name__
+                raise EndpointError(refused_prefill_line(self.name, str(where), _first_line(exc))) from exc
             if _transient(exc):
                 where = getattr(model, "openai_api_base", None) or type(model).__name__
                 raise EndpointError(
@@ -442,6 +485,39 @@ async def _streamed_reply(
         return Reply(text="")
     text = full.text if isinstance(full.text, str) else str(full.content)
     return _with_usage(text, full.response_metadata.get("finish_reason"), full)
+
+
+async def check_prefill(agents: Sequence[AgentConfig], timeout_s: float = 60.0) -> None:
+    """Fail fast, with one clear line, if an agent's endpoint will not continue a final assistant
+    message (one tiny request per endpoint and model)."""
+    import httpx
+
+    seen: set[tuple[str, str]] = set()
+    body = {"messages": [{"role": "user", "content": "Say OK."}, {"role": "assistant", "content": "OK"}],
+            "max_tokens": 1, "temperature": 0.0, **CONTINUE_FINAL_MESSAGE}
+    async with httpx.AsyncClient(timeout=timeout_s) as client:
+        for agent in agents:
+            for url in agent.base_urls:
+                if (url, agent.model) in seen:
+                    continue
+                seen.add((url, agent.model))
+                try:
+                    resp = await client.post(url.rstrip("/") + "/chat/completions", json={**body, "model": agent.model},
+                                             headers={"Authorization": f"Bearer {agent.api_key}"})
+                except httpx.HTTPError as exc:
+                    raise EndpointError(f"agent {agent.name!r}: cannot reach {url} ({type(exc).__name__}); "
+                                        "is the server running?") from None
+                if resp.status_code >= 400:
+                    raise EndpointError(refused_prefill_line(agent.name, url, f"HTTP {resp.status_code}: "
+                                                             f"{_error_message(resp)}"))
+
+
+def _error_message(resp: Any) -> str:
+    try:
+        message = resp.json().get("error", {}).get("message", "")
+    except (ValueError, AttributeError):
+        message = resp.text
+    return (str(message).splitlines() or [""])[0][:200]
 
 
 async def check_endpoints(agents: Sequence[AgentConfig], timeout_s: float = 10.0) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 
-from lbt_agents.config import RunConfig
+from lbt_agents.config import RunConfig, TieBreak
 from lbt_agents.llm import UsageMeter
 from lbt_agents.progress import m1_progress
 from lbt_agents.runs import RunDir, save_dataset, write_atomic
@@ -97,10 +97,10 @@ M1_GRAPH = "lbt_agents.graphs.m1_scoring:from_config"
 
 def stats_of(cfg: RunConfig) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
     """The function that turns a finished TP's result into its shard's summary record."""
-    return functools.partial(tp_stats, teacher=cfg.classroom.teacher.name)
+    return functools.partial(tp_stats, teacher=cfg.classroom.teacher.name, tie_break=cfg.m1.tie_break)
 
 
-def tp_stats(result: Mapping[str, Any], *, teacher: str) -> dict[str, Any]:
+def tp_stats(result: Mapping[str, Any], *, teacher: str, tie_break: TieBreak = "first_seen") -> dict[str, Any]:
     """What a run's summary needs of one TP (counts and sums, so summaries stream over shards)."""
     pairs = list(result["pairs"])
     greedy = [result["greedy"]] if result.get("greedy") else []
@@ -118,7 +118,7 @@ def tp_stats(result: Mapping[str, Any], *, teacher: str) -> dict[str, Any]:
         "exams": len(exams), "exam_score": float(sum(e["score"] for e in exams)),
         "truncated": sum(bool(r["truncated"]) for r in calls),
         "calls": len(calls), "answered": sum(r.get("answer") is not None for r in calls),
-        "tokens": tokens, "code": code_parts(result),
+        "tokens": tokens, "code": code_parts(result, tie_break=tie_break),
     }  # fmt: skip
 
 
@@ -127,8 +127,7 @@ def summarize(
 ) -> dict[str, Any]:
     """The summary of a graph's final state (``state["results"]``); see :func:`summary_from_stats`."""
     results = state.get("results", {})
-    stats = (tp_stats(results[it["tp"]["id"]], teacher=cfg.classroom.teacher.name)
-             for it in items if it["tp"]["id"] in results)
+    stats = (stats_of(cfg)(results[it["tp"]["id"]]) for it in items if it["tp"]["id"] in results)
     return summary_from_stats(stats, items, meter.as_dict(), cfg, wall_s=wall_s)
 
 
@@ -192,34 +191,42 @@ def _sandbox_record() -> dict[str, Any]:
 CODE_COLUMNS = ("avg", "m1_max", "avg_v1", "m1_max_v1")
 
 
-def code_parts(result: Mapping[str, Any]) -> dict[str, float | None]:
+def code_parts(result: Mapping[str, Any], *, tie_break: TieBreak = "first_seen") -> dict[str, float | None]:
     """One TP's share of the paper's Tab. 3 columns: the hidden-test pass rate (S-score) of its
-    average pair, of M1-MAX's pair, and of both among pairs that pass the visible tests (V=1)."""
+    average pair, of M1-MAX's pair, and of both among pairs that pass the visible tests (V=1).
+    M1-MAX's pair is the run's own MAX selection; among the V=1 pairs it is chosen by the same rule
+    (ties go to the program more pairs wrote, i.e. votes, then ``tie_break``), never by pair index."""
+    from lbt_agents.grading.code import CodeGrader
+    from lbt_agents.scoring import Candidate, select
 
     def mean(xs: list[float]) -> float | None:
         return sum(xs) / len(xs) if xs else None
 
-    def best(pairs: list[dict[str, Any]]) -> dict[str, Any] | None:
-        answered = [p for p in pairs if p["answer"] is not None]
-        return max(answered, key=lambda p: (p["lbt"], -p["index"]), default=None)
+    equivalent = CodeGrader().equivalent
+
+    def m1_max(pairs: list[dict[str, Any]]) -> float:
+        cands = [Candidate(p["index"], p["answer"], p["correct"], p["lbt"]) for p in pairs]
+        index = select("max", cands, equivalent, tie_break=tie_break).index
+        return next((p["hidden_score"] for p in pairs if p["index"] == index), 0.0)
 
     pairs = [p for p in result["pairs"] if p.get("hidden_score") is not None]
     v1 = [p for p in pairs if p["correct"]]
     out: dict[str, float | None] = dict.fromkeys(CODE_COLUMNS)
     if pairs:
-        chosen = best(pairs)
-        out["avg"], out["m1_max"] = mean([p["hidden_score"] for p in pairs]), chosen["hidden_score"] if chosen else 0.0
+        out["avg"] = mean([p["hidden_score"] for p in pairs])
+        index = (result.get("selections") or {}).get("max", {}).get("pair_index")
+        by_index = {p["index"]: p["hidden_score"] for p in pairs}
+        out["m1_max"] = by_index[index] if index in by_index else m1_max(pairs)
     if v1:
-        chosen = best(v1)
-        out["avg_v1"], out["m1_max_v1"] = mean([p["hidden_score"] for p in v1]), chosen["hidden_score"] if chosen else 0.0
+        out["avg_v1"], out["m1_max_v1"] = mean([p["hidden_score"] for p in v1]), m1_max(v1)
     return out
 
 
-def code_table(results: Iterable[Mapping[str, Any]]) -> dict[str, float | None]:
+def code_table(results: Iterable[Mapping[str, Any]], *, tie_break: TieBreak = "first_seen") -> dict[str, Any]:
     """The paper's Tab. 3 columns averaged over TPs (see :func:`code_parts`)."""
     columns: dict[str, list[float]] = {k: [] for k in CODE_COLUMNS}
     for result in results:
-        for key, value in code_parts(result).items():
+        for key, value in code_parts(result, tie_break=tie_break).items():
             if value is not None:
                 columns[key].append(value)
     return _code_table(columns)

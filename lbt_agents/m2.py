@@ -47,8 +47,8 @@ async def arun_m2_prefs(
     from lbt_agents.preferences import save_pairs
 
     run = await arun_graph(
-        "lbt_agents.graphs.m2_preferences:from_config", cfg, resume=resume, models=models, prefix="m2",
-        progress=lambda c, inputs: m1_progress(c, inputs["items"], enabled=progress),
+        M2_GRAPH, cfg, resume=resume, models=models, prefix="m2",
+        progress=lambda c, inputs: m1_progress(c, inputs["items"], enabled=progress, greedy=False),
     )
     final, items = run.state, run.inputs["items"]
     rows = final.get("preferences", {})
@@ -72,6 +72,9 @@ async def arun_m2_prefs(
     return PreferenceResult(run.run_dir, summary, paths)
 
 
+M2_GRAPH = "lbt_agents.graphs.m2_preferences:from_config"
+
+
 def eval_task(cfg: RunConfig) -> TaskConfig:
     """The held-out problems: ``m2.eval_task``, else the task's next ``limit`` problems."""
     if cfg.m2.eval_task is not None:
@@ -88,13 +91,14 @@ async def aevaluate(
 ) -> dict[str, Any]:
     """Serve each model in turn (a registry name or an HF folder) and grade its
     greedy answers on the held-out problems; returns accuracy per model."""
-    from lbt_agents.agents import Examiner, Teacher
+    from lbt_agents.agents import Teacher
     from lbt_agents.llm import CallLimits, ChatAgent
+    from lbt_agents.runner import examiner_for
     from lbt_agents.serving import VllmServer
 
     items = load_task(eval_task(cfg))
     problems = [item["tp"] for item in items]
-    examiner = Examiner()
+    examiner = examiner_for(cfg)
     out: dict[str, Any] = {"task": eval_task(cfg).model_dump(mode="json"), "problems": len(problems), "models": {}}
     for label, model in models.items():
         served = label if not isinstance(model, str) or "/" in model or Path(model).is_dir() else model
@@ -104,7 +108,8 @@ async def aevaluate(
             block_size=cfg.serve.block_size,
         ) as endpoint:
             agent = cfg.classroom.teacher.model_copy(update={"base_url": endpoint.base_url, "model": served})
-            teacher = Teacher(ChatAgent(agent, limits=CallLimits(cfg.max_concurrency)), task=cfg.task.name)
+            teacher = Teacher(ChatAgent(agent, limits=CallLimits(cfg.max_concurrency)), task=cfg.task.name,
+                              prompts=cfg.classroom.prompts)
             replies = await asyncio.gather(*(teacher.greedy(p) for p in problems))
             verdicts = await asyncio.gather(*(examiner.grade(p, r) for p, r in zip(problems, replies)))
         correct = sum(v["correct"] for v in verdicts)

@@ -202,6 +202,7 @@ def select_node(
             results[tp_id] = _exams.tp_result(
                 item, pairs.get(tp_id, []), greedy.get(tp_id), exams.get(tp_id, []), scores,
                 modes=m1.modes, equivalent=room.examiner.equivalence(item["tp"]["kind"]), note=notes.get(tp_id),
+                tie_break=m1.tie_break,
             )
         return {output_key: results}
 

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import importlib
 import json
+import warnings
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ from typing import Any
 from langchain_core.language_models import BaseChatModel
 
 from lbt_agents.agents import Examiner
+from lbt_agents.budget import Budget, BudgetExhausted, Spent, UsageFile, stop_message, write_stop_summary
 from lbt_agents.classroom import Classroom
 from lbt_agents.config import RunConfig
 from lbt_agents.errors import ConfigError
@@ -39,6 +41,10 @@ from lbt_agents.runs import (
     open_run,
     write_atomic,
 )
+
+# When a run stops (a budget, a failed task, Ctrl-C) LangGraph drops the step's tasks that never started;
+# Python then warns about each one's coroutine.  Nothing was lost (they run on resume), so no warning.
+warnings.filterwarnings("ignore", message="coroutine 'arun_with_retry' was never awaited", category=RuntimeWarning)
 
 Builder = Callable[[RunConfig], Any]
 Inputs = Callable[[RunConfig], dict[str, Any]]
@@ -77,10 +83,21 @@ def resolve_builder(target: str | Builder) -> tuple[Builder, Any]:
 
 
 def examiner_for(cfg: RunConfig) -> Examiner:
-    """The examiner a run config asks for (its grading bound)."""
+    """The examiner a run config asks for (its math grading rules and bound)."""
     from lbt_agents.grading.math import MathGrader
+    from lbt_agents.grading.paper import PaperMathGrader
 
-    return Examiner(graders={"math": MathGrader(timeout_s=cfg.grading.timeout_s)})
+    math = PaperMathGrader() if cfg.grading.math == "paper" else MathGrader(timeout_s=cfg.grading.timeout_s)
+    return Examiner(graders={"math": math})
+
+
+def needs_prefill(cfg: RunConfig) -> bool:
+    """Whether the run's prompts end with an assistant turn for the endpoints to continue."""
+    from lbt_agents.agents._layouts import layout
+    from lbt_agents.tasks import _TASKS  # importing the package registers the built-in tasks
+
+    kind = getattr(_TASKS.get(cfg.task.name), "kind", None)
+    return kind is not None and layout(cfg.classroom.prompts, kind).prefill
 
 
 def default_inputs(cfg: RunConfig) -> dict[str, Any]:
@@ -88,6 +105,18 @@ def default_inputs(cfg: RunConfig) -> dict[str, Any]:
     from lbt_agents.tasks import load_task
 
     return {"items": load_task(cfg.task)}
+
+
+def plan_graph(builder: str | Builder, cfg: RunConfig, *, inputs: Inputs | None = None) -> Any:
+    """What a run of ``builder`` over ``cfg`` would ask of its models: the graph module's
+    ``plan(cfg, inputs)`` (a :class:`lbt_agents.plan.Plan`), or None when it declares none.
+    Loads the task's data; calls no model, starts no server, writes nothing."""
+    _, module = resolve_builder(builder)
+    planner = getattr(module, "plan", None)
+    if not callable(planner):
+        return None
+    load = inputs or getattr(module, "inputs", None) or default_inputs
+    return planner(cfg, load(cfg))
 
 
 def run_graph(builder: str | Builder, cfg: RunConfig, **kwargs: Any) -> GraphRun:
@@ -105,6 +134,8 @@ class Session:
     classroom: Classroom
     resumed: bool
     clock: Stopwatch
+    budget: Budget
+    usage: UsageFile
 
 
 @contextlib.asynccontextmanager
@@ -136,18 +167,20 @@ async def open_session(
             preflight(cfg)
         with embedded_endpoints(cfg, run.logs) if not models else contextlib.nullcontext(cfg) as live:
             if not models:
-                from lbt_agents.llm import check_endpoints
+                from lbt_agents.llm import check_endpoints, check_prefill
 
                 await check_endpoints(live.classroom.agents())
+                if needs_prefill(live):
+                    await check_prefill(live.classroom.agents())
             cache = call_cache(live, run)
+            budget = Budget(live.budget.max_requests, live.budget.max_tokens, Spent.load(run.path))
+            usage = UsageFile(budget, run.path)
             classroom = None
             try:
-                classroom = Classroom.from_config(
-                    live.classroom, task=live.task.name, models=models, cache=cache, max_concurrency=live.max_concurrency,
-                    examiner=examiner_for(live),
-                )
-                yield Session(live, run, data, classroom, resume is not None, clock)
+                classroom = Classroom.from_config(live, models=models, cache=cache, budget=budget)
+                yield Session(live, run, data, classroom, resume is not None, clock, budget, usage)
             finally:
+                usage.save()  # finished or not: what was spent counts on resume
                 if classroom is not None:  # failed or not: this loop's HTTP connections close
                     await classroom.aclose()
                 if cache is not None:
@@ -178,18 +211,27 @@ async def arun_graph(
     build, module = resolve_builder(builder)
     load = inputs or getattr(module, "inputs", None) or default_inputs
     async with open_session(cfg, load=load, resume=resume, models=models, prefix=prefix) as session:
-        live, run, data = session.cfg, session.run, session.data
+        live, run, data, budget = session.cfg, session.run, session.data, session.budget
         graph = build(live)
         tracker = progress(live, data) if progress is not None else None
+        if tracker is not None and hasattr(tracker, "watch"):
+            tracker.watch(budget)  # requests against the plan: the ETA
         async with checkpointer(live.checkpoint, run) as saver:
             runnable = graph.copy(update={"checkpointer": saver}) if saver is not None else graph
             config = {"configurable": {"thread_id": run.run_id}, "max_concurrency": live.max_concurrency,
                       "recursion_limit": recursion_limit}
             started = saver is not None and bool((await runnable.aget_state(config)).values)
             hook = (lambda update: on_update(update, run.path)) if on_update is not None else None
-            with tracker if tracker is not None else contextlib.nullcontext():
-                final = await drive(runnable, None if (resume and started) else data, config, session.classroom,
-                                    tracker.update if tracker is not None else None, hook)
+            try:
+                with tracker if tracker is not None else contextlib.nullcontext():
+                    final = await drive(runnable, None if (resume and started) else data, config, session.classroom,
+                                        tracker.update if tracker is not None else None, hook, session.usage.save_soon)
+            except BudgetExhausted:
+                finished = await finished_tasks(runnable, config) if saver is not None else {}
+                session.usage.save()
+                write_stop_summary(run.path, getattr(graph, "name", None), budget, session.classroom.meter.as_dict(),
+                                   finished, session.clock.seconds)
+                raise BudgetExhausted(stop_message(run.run_id, budget)) from None
             if saver is not None:
                 final = (await runnable.aget_state(config)).values
     return GraphRun(run.path, live, graph, dict(final), session.classroom, data, session.clock.seconds)
@@ -197,9 +239,10 @@ async def arun_graph(
 
 async def drive(graph: Any, inputs: Any, config: dict[str, Any], classroom: Classroom,
                 on_updates: Callable[[dict[str, Any]], None] | None = None,
-                on_update: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+                on_update: Callable[[dict[str, Any]], None] | None = None,
+                each_update: Callable[[], None] = lambda: None) -> dict[str, Any]:
     """Stream ``graph`` to its end and return its final values; ``on_updates`` sees every node update
-    (subgraphs included), ``on_update`` the top-level ones."""
+    (subgraphs included), ``on_update`` the top-level ones, ``each_update()`` is called on every chunk."""
     # durability="sync": a step's checkpoint is saved before the next step starts, so the writes of the
     # next step's finished tasks (saved as each finishes, see runs.checkpointer) always hang on a saved
     # checkpoint.  aclosing: whatever stops the loop (a failed task, a failing hook, Ctrl-C), the graph's
@@ -210,6 +253,7 @@ async def drive(graph: Any, inputs: Any, config: dict[str, Any], classroom: Clas
                            **durable)
     async with contextlib.aclosing(stream):
         async for namespace, mode, data in stream:
+            each_update()
             if mode == "updates":
                 if on_updates is not None:
                     on_updates(data)
@@ -218,6 +262,16 @@ async def drive(graph: Any, inputs: Any, config: dict[str, Any], classroom: Clas
             elif mode == "values" and not namespace:
                 final = data
     return final
+
+
+async def finished_tasks(graph: Any, config: dict[str, Any]) -> dict[str, int]:
+    """Finished tasks of the step that stopped, by node (their writes are saved: resume skips them)."""
+    snapshot = await graph.aget_state(config)
+    done: dict[str, int] = {}
+    for task in snapshot.tasks:
+        if task.result is not None and not task.error:
+            done[task.name] = done.get(task.name, 0) + 1
+    return done
 
 
 def output_keys(graph: Any) -> list[str]:

@@ -144,13 +144,14 @@ def lock_run(path: Path) -> Iterator[None]:
 RESUME_MAY_CHANGE = (
     r"classroom\.(teacher|teachers\.\d+|students\.\d+)\.(base_url|api_key_env|timeout_s|max_retries)(\..+)?",
     r"max_concurrency",
+    r"budget(\..+)?",
     r"serve(\..+)?",
     r"checkpoint\.url",
     r"executor(\..+)?",
     r"output_dir",
 )
 """Config fields (dotted paths, as regular expressions) a resumed run may change: where and how
-the work is done (endpoints, timeouts, concurrency), never what the work is."""
+the work is done (endpoints, timeouts, concurrency, budget), never what the work is."""
 
 
 def check_resume_changes(saved: Any, cfg: Any) -> None:

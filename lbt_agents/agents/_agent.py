@@ -17,6 +17,8 @@ class Agent:
 
     chat: ChatAgent
     task: str | None = None
+    prompts: str = "default"
+    """The prompt set (``classroom.prompts``): ``default`` or ``paper``."""
 
     @property
     def name(self) -> str:

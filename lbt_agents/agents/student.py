@@ -3,7 +3,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lbt_agents.agents._agent import Agent
-from lbt_agents.agents._messages import problem_message, system_message
+from lbt_agents.agents._layouts import layout
 from lbt_agents.llm import Message, Reply
 from lbt_agents.types import Problem
 
@@ -18,14 +18,10 @@ class Student(Agent):
     """
 
     def messages(self, tp: Problem, teaching: str, ep: Problem) -> list[Message]:
-        return [
-            system_message("student_system", task=self.task, kind=ep["kind"], persona=self.persona),
-            problem_message(tp, task=self.task),
-            {"role": "assistant", "content": teaching.strip()},
-            problem_message(ep, task=self.task),
-        ]
+        return layout(self.prompts, ep["kind"]).student(tp, teaching, ep, task=self.task, persona=self.persona)
 
     async def take_exam(self, tp: Problem, teaching: str, ep: Problem, *, key: str) -> Reply:
         messages = self.messages(tp, teaching, ep)
-        [reply] = await self.chat.sample(messages, n=1, key=f"exam:{key}", shared_prefix=len(messages) - 1)
+        shared = layout(self.prompts, ep["kind"]).shared_prefix(messages)
+        [reply] = await self.chat.sample(messages, n=1, key=f"exam:{key}", shared_prefix=shared)
         return reply

@@ -4,7 +4,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from lbt_agents.agents._agent import Agent
-from lbt_agents.agents._messages import problem_message, system_message
+from lbt_agents.agents._layouts import layout
 from lbt_agents.llm import Message, Reply
 from lbt_agents.prompts import load_prompt
 from lbt_agents.types import Problem
@@ -15,10 +15,7 @@ class Teacher(Agent):
     """Writes rationales and answers (TR-TA) for teaching problems, and exemplar sets (M3)."""
 
     def messages(self, tp: Problem) -> list[Message]:
-        return [
-            system_message("teacher_system", task=self.task, kind=tp["kind"], persona=self.persona),
-            problem_message(tp, task=self.task),
-        ]
+        return layout(self.prompts, tp["kind"]).teacher(tp, task=self.task, persona=self.persona)
 
     async def teach(self, tp: Problem, n: int) -> list[Reply]:
         """``n`` sampled TR-TA pairs (the first one's prompt is cached on the server before the rest go)."""

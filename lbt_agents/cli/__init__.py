@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
     except LbtError as exc:
         if os.environ.get("LBT_DEBUG"):
             raise
-        click.echo(f"error: {exc}", err=True)
+        click.echo(f"{exc.label}: {exc}", err=True)
         sys.exit(exc.exit_code)
     except Exception as exc:  # noqa: BLE001 - last resort: one line, traceback on demand
         if os.environ.get("LBT_DEBUG"):

@@ -12,7 +12,7 @@ from lbt_agents.errors import ConfigError
 
 
 def run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """--config, --set, --task, --limit, --output-dir, --run-id, --resume, --no-progress."""
+    """--config, --set, --task, --limit, --output-dir, --run-id, --resume, --no-progress, --dry-run."""
     options = [
         click.option("--config", "config_path", type=click.Path(path_type=Path), help="YAML run config."),
         click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
@@ -25,6 +25,9 @@ def run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--run-id", help="Name of this run (default: a timestamp)."),
         click.option("--resume", "resume", metavar="RUN_ID", help="Continue a stopped run."),
         click.option("--progress/--no-progress", default=True, help="Show a progress display."),
+        click.option("--dry-run", is_flag=True,
+                     help="Print the plan (requests and estimated tokens per agent and phase) and stop: no model "
+                          "call, no server started, nothing written."),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -79,3 +82,32 @@ def build_config(
 
         cfg = cfg.model_copy(update={"run_id": new_run_id()})
     return cfg
+
+
+def print_plan(target: str, cfg: Any) -> None:
+    """``--dry-run``: the plan of running graph ``target`` over ``cfg`` (and what its budget allows), on stdout."""
+    from rich.console import Console
+    from rich.markdown import Markdown
+
+    from lbt_agents.budget import Spent
+    from lbt_agents.runner import plan_graph
+
+    plan = plan_graph(target, cfg)
+    out = Console() if Console().is_terminal else Console(width=200)
+    if plan is None:
+        click.echo(f"dry run: graph {target} declares no plan (a plan(cfg, inputs) function in its module); "
+                   "no model was called")
+        return
+    out.print(Markdown(plan.table()))
+    spent = Spent.load(cfg.run_dir()) if cfg.run_id else Spent()
+    if spent.requests:
+        click.echo(f"already spent by run {cfg.run_id}: {spent.requests} requests, {spent.tokens} tokens "
+                   "(finished work is not asked again)")
+    caps = [f"{name} {value}" for name, value in (("max_requests", cfg.budget.max_requests),
+                                                  ("max_tokens", cfg.budget.max_tokens)) if value is not None]
+    if caps:
+        fits = ((cfg.budget.max_requests is None or spent.requests + plan.requests <= cfg.budget.max_requests)
+                and (cfg.budget.max_tokens is None or spent.tokens + plan.tokens <= cfg.budget.max_tokens))
+        click.echo(f"budget: {', '.join(caps)}: " + ("the plan fits" if fits else
+                                                      "the run stops at the budget before the plan is done"))
+    click.echo("dry run: no model was called and no server started")

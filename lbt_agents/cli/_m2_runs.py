@@ -6,20 +6,22 @@ from pathlib import Path
 
 import click
 
-from lbt_agents.cli._common import build_config, run_options
+from lbt_agents.cli._common import build_config, print_plan, run_options
 
 
 @click.command("prefs")
 @run_options
-def prefs(config_path, overrides, profile, task, limit, data_dir, output_dir, run_id, resume, progress) -> None:  # type: ignore[no-untyped-def]
+def prefs(config_path, overrides, profile, task, limit, data_dir, output_dir, run_id, resume, progress, dry_run) -> None:  # type: ignore[no-untyped-def]
     """Preference pairs from LbT scores (M2) and from correctness alone (baseline)."""
     from lbt_agents.config import RunConfig
-    from lbt_agents.m2 import run_m2_prefs
+    from lbt_agents.m2 import M2_GRAPH, run_m2_prefs
 
     cfg = build_config(
         RunConfig, config_path, overrides, profile=profile, task=task, limit=limit, data_dir=data_dir, output_dir=output_dir,
         run_id=run_id, resume=resume,
     )
+    if dry_run:
+        return print_plan(M2_GRAPH, cfg)
     result = run_m2_prefs(cfg, resume=resume, progress=progress)
     for mode, n in result.summary["pairs"].items():
         click.echo(f"{mode}: {n} pairs from {result.summary['tps_with_pairs'][mode]} of {result.summary['tps']} TPs")

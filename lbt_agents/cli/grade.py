@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 
 import click
@@ -26,19 +27,34 @@ def _read(value: str, what: str) -> str:
 @click.option("--gold", required=True, help="Ground-truth answer (or label).")
 @click.option(
     "--pred",
-    required=True,
+    default=None,
     help="A bare answer or a whole model reply ('-' reads stdin, '@FILE' reads a file). The final answer "
-    "is extracted first ([[Final Answer]]:, \\boxed{}, 'The answer is ...'); when the text has none, "
-    "the text itself is the answer.",
+    "is extracted first as the profile's examiner does; when the text has none, the text itself is the answer.",
 )
+@click.option("--reply-file", type=click.Path(dir_okay=False), default=None, help="Read the reply from this file.")
+@click.option("--profile", default="default", show_default=True,
+              help="Whose rules: default (math-verify) or paper (official extraction, MATH is_equiv).")
 @click.option("--choices", default=None, help="label: comma-separated choices, e.g. 'valid,invalid'.")
-def grade(kind: str, gold: str, pred: str, choices: str | None) -> None:
-    """Grade PRED against GOLD; exit 0 when they match, 1 when they don't.
+def grade(kind: str, gold: str, pred: str | None, reply_file: str | None, profile: str, choices: str | None) -> None:
+    """Grade a reply (or answer) against GOLD: prints {"answer": ..., "correct": ...}; exit 0 when correct, 1 when not.
 
-    Example: lbt grade math --gold '\\frac{1}{2}' --pred 0.5
+    "answer" is the extracted answer as M1 groups it (paper profile: the exact normalised string).
+
+    Example: lbt grade math --profile paper --gold '\\frac{1}{2}' --pred 0.5
     """
-    text = _read(pred, "--pred")
-    if kind == "math":
+    from lbt_agents.config import RunConfig, validate
+
+    if (pred is None) == (reply_file is None):
+        raise ConfigError("give one of --pred and --reply-file")
+    text = _read(pred if pred is not None else f"@{reply_file}", "--pred" if pred is not None else "--reply-file")
+    cfg = validate(RunConfig, {"profile": profile}, source="--profile")
+    answer: str | None
+    if kind == "math" and cfg.grading.math == "paper":
+        from lbt_agents.paper import grade_reply
+
+        graded = grade_reply(text, gold)
+        answer, correct = graded.answer, graded.correct
+    elif kind == "math":
         from lbt_agents.grading.math import extract_math_answer, math_equivalent
 
         answer = extract_math_answer(text) or text.strip() or None
@@ -48,11 +64,9 @@ def grade(kind: str, gold: str, pred: str, choices: str | None) -> None:
 
         options = [c.strip() for c in choices.split(",") if c.strip()] if choices else None
         answer = extract_label(text, options) or (match_choice(text, options) if options else normalize_label(text))
-        correct = bool(answer) and normalize_label(gold) == normalize_label(answer or "")
-    if answer is None or answer == "":
-        click.echo("wrong: no answer found in --pred")
-        sys.exit(1)
-    click.echo(f"correct: {answer} == {gold}" if correct else f"wrong: {answer} != {gold}")
+        answer = answer or None
+        correct = answer is not None and normalize_label(gold) == normalize_label(answer)
+    click.echo(json.dumps({"answer": answer, "correct": bool(correct)}, ensure_ascii=False))
     sys.exit(0 if correct else 1)
 
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import click
 
-from lbt_agents.cli._common import build_config, run_options
+from lbt_agents.cli._common import build_config, print_plan, run_options
 from lbt_agents.errors import LbtError
 
 
@@ -11,20 +11,22 @@ from lbt_agents.errors import LbtError
 @click.option("--executor", type=click.Choice(["local", "ray"]),
               help="Where TP jobs run: this process, or a Ray cluster (executor.kind).")
 @click.option("--address", help="Ray cluster address: host:port, ray://host:port or auto (executor.address).")
-def m1(config_path, overrides, profile, task, limit, data_dir, output_dir, run_id, resume, progress, executor,  # type: ignore[no-untyped-def]
-       address) -> None:
+def m1(config_path, overrides, profile, task, limit, data_dir, output_dir, run_id, resume, progress, dry_run,  # type: ignore[no-untyped-def]
+       executor, address) -> None:
     """M1: score TR-TA pairs by their students' exams and select answers."""
     from rich.console import Console
     from rich.markdown import Markdown
 
     from lbt_agents.config import RunConfig
-    from lbt_agents.m1 import run_m1, summary_table
+    from lbt_agents.m1 import M1_GRAPH, run_m1, summary_table
 
     flags = [*([f"executor.kind={executor}"] if executor else []), *([f"executor.address={address}"] if address else [])]
     cfg = build_config(
         RunConfig, config_path, (*flags, *overrides), profile=profile, task=task, limit=limit, data_dir=data_dir,
         output_dir=output_dir, run_id=run_id, resume=resume,
     )
+    if dry_run:
+        return print_plan(M1_GRAPH, cfg)
     try:
         result = run_m1(cfg, resume=resume, progress=progress)
     except KeyboardInterrupt:

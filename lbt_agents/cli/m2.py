@@ -21,6 +21,7 @@ def m2() -> None:
 # CLI option -> DPOSettings field (only options the user actually gave override the YAML file);
 # DPOSettings fields without a flag are set with --set KEY=VALUE or in the YAML file.
 _TRAIN_FLAGS = {
+    "profile": "profile",
     "data": "data",
     "model": "model",
     "out": "output_dir",
@@ -40,6 +41,7 @@ _TRAIN_FLAGS = {
 
 
 @m2.command("train")
+@click.option("--profile", help="Training defaults: default (LoRA) or paper (the paper's full-DPO recipe).")
 @click.option("--data", type=click.Path(path_type=Path), help="Preference dataset folder (from `lbt m2 prefs`).")
 @click.option("--model", help="Start model: HF model folder or registry name [default: smollm2-135m].")
 @click.option("--out", type=click.Path(path_type=Path),

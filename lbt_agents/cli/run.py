@@ -2,14 +2,14 @@ from __future__ import annotations
 
 import click
 
-from lbt_agents.cli._common import build_config, run_options
+from lbt_agents.cli._common import build_config, print_plan, run_options
 from lbt_agents.errors import LbtError
 
 
 @click.command()
 @click.argument("target", metavar="MODULE:BUILDER")
 @run_options
-def run(target, config_path, overrides, profile, task, limit, data_dir, output_dir, run_id, resume, progress) -> None:  # type: ignore[no-untyped-def]
+def run(target, config_path, overrides, profile, task, limit, data_dir, output_dir, run_id, resume, progress, dry_run) -> None:  # type: ignore[no-untyped-def]
     """Run any teaching graph: BUILDER(cfg) returns a compiled LangGraph graph.
 
     The run gets checkpoints (--resume), the call cache, the classroom as the graph's
@@ -25,13 +25,24 @@ def run(target, config_path, overrides, profile, task, limit, data_dir, output_d
         RunConfig, config_path, overrides, profile=profile, task=task, limit=limit, data_dir=data_dir, output_dir=output_dir,
         run_id=run_id, resume=resume,
     )
+    if dry_run:
+        return print_plan(target, cfg)
     try:
         result = run_graph(target, cfg, resume=resume,
                            progress=lambda c, inputs: GraphProgress(total_tps=len(inputs.get("items") or []),
-                                                                    exams_per_tp=0, enabled=progress))
+                                                                    exams_per_tp=0, enabled=progress,
+                                                                    planned_requests=_planned(target, c, inputs)))
     except KeyboardInterrupt:
         raise LbtError(f"interrupted; finished work is saved: lbt run {target} --resume {cfg.run_id} "
                        f"--output-dir {cfg.output_dir}") from None
     path = write_generic_outputs(result)
     click.echo(f"outputs: {path}")
     click.echo(f"results: {result.run_dir}")
+
+
+def _planned(target: str, cfg, inputs) -> int | None:  # type: ignore[no-untyped-def]
+    """The graph module's planned requests (for the ETA), when it declares a plan."""
+    from lbt_agents.runner import resolve_builder
+
+    planner = getattr(resolve_builder(target)[1], "plan", None)
+    return planner(cfg, inputs).requests if callable(planner) else None

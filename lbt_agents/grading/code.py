@@ -1,7 +1,8 @@
 """The code examiner: extract the final program, run it in the sandbox against the tests.
 
-``score`` is the V-score (pass rate on ``meta["visible_tests"]``), ``correct`` means all
-visible tests pass, and ``hidden_score`` is the S-score (pass rate on
+``score`` is the V-score (pass rate on ``meta["visible_tests"]``; 1 or 0, all visible tests
+pass or not, when ``meta["exam_score"]`` is ``all_pass``: the paper's rule), ``correct`` means
+all visible tests pass, and ``hidden_score`` is the S-score (pass rate on
 ``meta["hidden_tests"]``).  Visible and hidden tests run in ONE sandboxed process.
 
 Without a working bubblewrap, :meth:`CodeGrader.grade` raises :class:`IsolationError` (it
@@ -118,6 +119,8 @@ class CodeGrader:
             v_pass = sum(ok[t] for t in visible)
             h_pass = sum(ok[t] for t in hidden)
             score = v_pass / len(visible) if visible else h_pass / len(hidden)
+            if meta.get("exam_score", "fraction") == "all_pass":
+                score = float(score == 1.0)
             hidden_score = h_pass / len(hidden) if hidden else score
             failure = next((o.error for o in report.outcomes if not o.passed), None)
             detail = f"visible {v_pass}/{len(visible)}, hidden {h_pass}/{len(hidden)}; run {report.run.status}"

@@ -76,3 +76,10 @@ def m1_graph(
 def from_config(cfg: RunConfig) -> CompiledStateGraph:
     """The M1 graph of a run config (``lbt run lbt_agents.graphs.m1_scoring:from_config``)."""
     return m1_graph(cfg.m1)
+
+
+def plan(cfg: RunConfig, inputs: dict[str, Any]) -> Any:
+    """The requests and tokens this graph will ask for (``lbt m1 --dry-run``); see :mod:`lbt_agents.plan`."""
+    from lbt_agents.plan import plan_m1
+
+    return plan_m1(cfg, inputs["items"])

@@ -81,3 +81,10 @@ def m2_graph(
 
 def from_config(cfg: RunConfig) -> CompiledStateGraph:
     return m2_graph(cfg.m1, cfg.m2)
+
+
+def plan(cfg: RunConfig, inputs: dict[str, Any]) -> Any:
+    """The requests and tokens this graph will ask for (M1 without the greedy baseline); see :mod:`lbt_agents.plan`."""
+    from lbt_agents.plan import plan_m1
+
+    return plan_m1(cfg, inputs["items"], greedy=False, graph="m2_preferences")

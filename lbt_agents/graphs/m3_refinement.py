@@ -49,6 +49,7 @@ from lbt_agents import (
     merge,
     resolve_classroom,
 )
+from lbt_agents.budget import BudgetExhausted
 from lbt_agents.exemplars import (
     Exemplar,
     ExemplarParseError,
@@ -138,6 +139,8 @@ def m3_graph(
         once (teachers of several lanes scoring the same set) are sent once."""
         try:
             reply = await agent.answer_with_shots(exemplars, problem, key=key, coalesce=shared, **overrides)
+        except BudgetExhausted:
+            raise  # the run stops; this answer is asked again on resume
         except EndpointError as exc:
             return {"status": "down", "error": str(exc), "text": "", "answer": None, "correct": False}
         except Exception as exc:  # noqa: BLE001 - one bad request (e.g. too long) must not stop the round
@@ -169,7 +172,7 @@ def m3_graph(
         for attempt in range(m3.max_parse_retries + 1):
             try:
                 [reply] = await agent.write(messages, key=f"m3:{key}:a{attempt}")
-            except EndpointError:
+            except (EndpointError, BudgetExhausted):
                 raise
             except Exception as exc:  # noqa: BLE001 - e.g. a prompt over the context limit: no set this time
                 attempts.append({"text": "", "error": f"request failed: {type(exc).__name__}: {exc}"[:300]})
@@ -342,7 +345,7 @@ def m3_graph(
         teacher = resolve_classroom(classroom).as_teacher(payload["lane"])
         try:
             replies: list[Reply] = await teacher.explain_failures(prompt, n=m3.reasons, key=f"m3:explain:r{r}")
-        except EndpointError:
+        except (EndpointError, BudgetExhausted):
             raise
         except Exception as exc:  # noqa: BLE001 - e.g. a prompt over the context limit: no new sets this time
             return {"log": [{"round": r, "lane": payload["lane"], "event": "explain_failed",
@@ -432,6 +435,13 @@ def inputs(cfg: RunConfig) -> dict[str, Any]:
     train, test = load_splits(cfg)
     check_sizes(cfg, train, test)
     return {"train": train, "test": test}
+
+
+def plan(cfg: RunConfig, inputs: dict[str, Any]) -> Any:
+    """The requests and tokens this graph will ask for, at most (``lbt m3 --dry-run``); see :mod:`lbt_agents.plan`."""
+    from lbt_agents.plan import plan_m3
+
+    return plan_m3(cfg, inputs["train"], inputs["test"])
 
 
 def load_splits(cfg: RunConfig) -> tuple[list[Problem], list[Problem]]:

@@ -61,7 +61,7 @@ def config_path(context: Any) -> Path:
 @lru_cache(maxsize=16)
 def _load(path: str, mtime_ns: int) -> tuple[RunConfig, Classroom, CompiledStateGraph]:
     cfg = load_config(path)
-    classroom = Classroom.from_config(cfg.classroom, task=cfg.task.name, max_concurrency=cfg.max_concurrency)
+    classroom = Classroom.from_config(cfg)
     return cfg, classroom, m1_graph(cfg.m1)
 
 

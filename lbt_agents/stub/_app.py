@@ -33,6 +33,9 @@ class StubConfig:
     fail_status: int = 500
     record_bodies: bool = False
     """Keep every completion request's body (off by default: it costs memory and time)."""
+    continue_final_message: bool = True
+    """Accept chat requests that continue the final assistant message (vLLM's ``continue_final_message``);
+    ``False``: answer them with 400, as an endpoint without the feature does."""
 
 
 class StubApp:
@@ -110,6 +113,11 @@ class StubApp:
                 raise oai.InvalidRequest("'messages' is required and must not be empty")
             if not chat and "prompt" not in body:
                 raise oai.InvalidRequest("'prompt' is required")
+            if chat and body.get("continue_final_message"):
+                if not config.continue_final_message:
+                    raise oai.InvalidRequest("Unrecognized request argument supplied: continue_final_message")
+                if body.get("add_generation_prompt", True):
+                    raise oai.InvalidRequest("Cannot set both `continue_final_message` and `add_generation_prompt` to True.")
         except oai.InvalidRequest as exc:
             return _error(400, str(exc))
         if self._models and p.model not in self._models:

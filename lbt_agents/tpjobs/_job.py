@@ -77,13 +77,15 @@ async def run_tp_job(
     max_concurrency: int,
     output_key: str = "results",
     on_updates: Callable[[dict[str, Any]], None] | None = None,
+    each_update: Callable[[], None] = lambda: None,
 ) -> dict[str, Any]:
     """Run (or continue, from its thread) one TP's graph, save its shard, drop its thread; its stats."""
     tp_id = item["tp"]["id"]
     config = {"configurable": {"thread_id": thread_id(run_id, tp_id)}, "max_concurrency": max_concurrency,
               "recursion_limit": 10_000}
     started = saver is not None and bool((await graph.aget_state(config)).values)
-    final = await drive(graph, None if started else {"items": [item]}, config, classroom, on_updates)
+    final = await drive(graph, None if started else {"items": [item]}, config, classroom, on_updates,
+                        each_update=each_update)
     if saver is not None:
         final = (await graph.aget_state(config)).values
     result = final[output_key][tp_id]
@@ -108,18 +110,29 @@ async def run_local(
     on_updates: Callable[[dict[str, Any]], None] | None = None,
     on_done: Callable[[dict[str, Any]], None] | None = None,
     counter: JobCounter | None = None,
+    each_update: Callable[[], None] = lambda: None,
 ) -> JobCounter:
     """Run the TP jobs of ``items`` in this process, at most ``max_tps_in_flight`` at once; the first
-    failure stops the others (their finished exams stay in their threads)."""
+    failure stops the others (their finished exams stay in their threads).  A spent budget stops each
+    job at its next request instead, so the requests it admitted finish and are saved."""
+    from lbt_agents.budget import BudgetExhausted
+
     counter = counter or JobCounter()
     queue: Iterable[TeachingItem] = iter(items)
+    spent: list[BudgetExhausted] = []
 
     async def worker() -> None:
         for item in queue:  # shared: each item goes to one worker
+            if spent:
+                return
             counter.enter()
             try:
                 record = await run_tp_job(graph, item, saver=saver, classroom=classroom, store=store, run_id=run_id,
-                                          stats=stats, max_concurrency=max_concurrency, on_updates=on_updates)
+                                          stats=stats, max_concurrency=max_concurrency, on_updates=on_updates,
+                                          each_update=each_update)
+            except BudgetExhausted as exc:
+                spent.append(exc)
+                return
             finally:
                 counter.leave()
             counter.finished.append(record)
@@ -132,4 +145,6 @@ async def run_local(
                 group.create_task(worker())
     except BaseExceptionGroup as failed:  # the first failure, as itself
         raise failed.exceptions[0] from None
+    if spent:
+        raise spent[0]
     return counter

@@ -120,7 +120,6 @@ def _tp_task(cfg_json: str, run_path: str, item: TeachingItem, builder: Callable
 async def _tp_worker(cfg: RunConfig, run_path: Path, item: TeachingItem, builder: Callable[[RunConfig], Any],
                      stats: StatsFn) -> tuple[dict[str, Any], dict[str, Any]]:
     from lbt_agents.classroom import Classroom
-    from lbt_agents.runner import examiner_for
     from lbt_agents.runs import RunDir, call_cache, checkpointer
     from lbt_agents.sandbox import set_default_isolation
     from lbt_agents.tpjobs._shards import ShardStore
@@ -128,8 +127,7 @@ async def _tp_worker(cfg: RunConfig, run_path: Path, item: TeachingItem, builder
     set_default_isolation(cfg.sandbox.isolation)
     run = RunDir(run_path)
     cache = call_cache(cfg, run)
-    classroom = Classroom.from_config(cfg.classroom, task=cfg.task.name, cache=cache,
-                                      max_concurrency=cfg.max_concurrency, examiner=examiner_for(cfg))
+    classroom = Classroom.from_config(cfg, cache=cache)  # the profile's examiner too
     try:
         graph = builder(cfg)
         async with checkpointer(cfg.checkpoint, run) as saver:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from lbt_agents.errors import ConfigError, DataError, LbtError
 
@@ -51,6 +51,12 @@ class DPOSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
 
+    profile: str = Field(
+        "default",
+        description="Named defaults (lbt_agents/profiles, section dpo): 'default' (LoRA, lr 5e-5, batch 2) or "
+        "'paper' (the paper's recipe: full fine-tuning, lr 5e-7, batch 16, 1 epoch, beta 0.1, NLL weight 1); "
+        "the run's own settings override the profile's.",
+    )
     model: str = Field(
         "smollm2-135m", description="Start model: a Hugging Face model folder or a registry name (see `lbt models`)."
     )
@@ -96,6 +102,18 @@ class DPOSettings(BaseModel):
     )
     gradient_checkpointing: bool = Field(False, description="Trade compute for memory (slower; for big models).")
     logging_steps: int = Field(1, ge=1, description="Report the loss every this many steps.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _profile_defaults(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        from lbt_agents.profiles import as_data, dpo_defaults, under
+
+        name = data.get("profile", "default")
+        if not isinstance(name, str):
+            raise ValueError(f"profile must be a name, got {name!r}")
+        return under(dpo_defaults(name), as_data(data))
 
 
 @dataclass(frozen=True)
@@ -208,52 +226,22 @@ def _train(
 ) -> dict[str, Any]:
     import torch
     from transformers.trainer_callback import PrinterCallback
-    from trl import DPOConfig, DPOTrainer
+    from trl import DPOTrainer
 
     from lbt_agents.training._progress import ProgressLog
 
     use_cuda = settings.device == "cuda" or (settings.device == "auto" and torch.cuda.is_available())
     if settings.device == "cuda" and not torch.cuda.is_available():
         raise TrainError("device is 'cuda' but torch sees no CUDA GPU; use device: cpu (or auto)")
-    train_dtype = settings.train_dtype if settings.train_dtype != "auto" else ("bfloat16" if use_cuda else "float32")
-    lr = settings.learning_rate or (DEFAULT_LR_LORA if settings.lora else DEFAULT_LR_FULL)
-    loss_type, loss_weights = ["sigmoid"], None
-    if settings.nll_weight > 0:
-        loss_type, loss_weights = ["sigmoid", "sft"], [1.0, settings.nll_weight]
+    train_dtype = _train_dtype(settings, use_cuda)
+    lr = learning_rate(settings)
 
     progress = ProgressLog(emit)
     work = out / ".trainer"
     threads = torch.get_num_threads()
     if settings.num_threads is not None and not use_cuda:
         torch.set_num_threads(settings.num_threads)
-    config = DPOConfig(
-        output_dir=str(work),
-        beta=settings.beta,
-        loss_type=loss_type,
-        loss_weights=loss_weights,
-        learning_rate=lr,
-        lr_scheduler_type=settings.lr_scheduler,
-        warmup_steps=settings.warmup_steps,
-        num_train_epochs=settings.epochs,
-        max_steps=settings.max_steps,
-        per_device_train_batch_size=settings.per_device_batch_size,
-        gradient_accumulation_steps=settings.gradient_accumulation_steps,
-        max_length=settings.max_length,
-        seed=settings.seed,
-        data_seed=settings.seed,
-        bf16=train_dtype == "bfloat16",
-        fp16=False,
-        use_cpu=not use_cuda,
-        gradient_checkpointing=settings.gradient_checkpointing,
-        logging_steps=settings.logging_steps,
-        save_strategy="no",
-        report_to=[],
-        disable_tqdm=True,
-        dataloader_num_workers=0,
-        dataloader_pin_memory=use_cuda,
-        dataset_num_proc=None,
-        optim="adamw_torch",
-    )
+    config = dpo_config(settings, work, use_cuda=use_cuda)
     try:
         model = _load_model(model_dir, train_dtype)
         ref_model = None if settings.lora else _load_model(model_dir, train_dtype)
@@ -295,6 +283,55 @@ def _train(
         "final_loss": progress.history[-1]["loss"] if progress.history else None,
         "merged": merged,
     }
+
+
+def learning_rate(settings: DPOSettings) -> float:
+    """The learning rate a run uses: ``settings.learning_rate``, else the LoRA or full fine-tuning default."""
+    return settings.learning_rate or (DEFAULT_LR_LORA if settings.lora else DEFAULT_LR_FULL)
+
+
+def _train_dtype(settings: DPOSettings, use_cuda: bool) -> str:
+    return settings.train_dtype if settings.train_dtype != "auto" else ("bfloat16" if use_cuda else "float32")
+
+
+def dpo_config(settings: DPOSettings, work: Path, *, use_cuda: bool = False) -> Any:
+    """The TRL ``DPOConfig`` that ``settings`` train with (trainer files under ``work``); builds no model.
+
+    The NLL term (``nll_weight > 0``) is TRL 1.16's ``loss_type=["sigmoid", "sft"]`` with
+    ``loss_weights=[1, nll_weight]`` (the older ``rpo_alpha`` field is gone)."""
+    from trl import DPOConfig
+
+    loss_type, loss_weights = ["sigmoid"], None
+    if settings.nll_weight > 0:
+        loss_type, loss_weights = ["sigmoid", "sft"], [1.0, settings.nll_weight]
+    return DPOConfig(
+        output_dir=str(work),
+        beta=settings.beta,
+        loss_type=loss_type,
+        loss_weights=loss_weights,
+        learning_rate=learning_rate(settings),
+        lr_scheduler_type=settings.lr_scheduler,
+        warmup_steps=settings.warmup_steps,
+        num_train_epochs=settings.epochs,
+        max_steps=settings.max_steps,
+        per_device_train_batch_size=settings.per_device_batch_size,
+        gradient_accumulation_steps=settings.gradient_accumulation_steps,
+        max_length=settings.max_length,
+        seed=settings.seed,
+        data_seed=settings.seed,
+        bf16=_train_dtype(settings, use_cuda) == "bfloat16",
+        fp16=False,
+        use_cpu=not use_cuda,
+        gradient_checkpointing=settings.gradient_checkpointing,
+        logging_steps=settings.logging_steps,
+        save_strategy="no",
+        report_to=[],
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+        dataloader_pin_memory=use_cuda,
+        dataset_num_proc=None,
+        optim="adamw_torch",
+    )
 
 
 _OOM_ADVICE = (

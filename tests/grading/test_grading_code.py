@@ -117,3 +117,12 @@ async def test_without_bubblewrap_the_grader_refuses_instead_of_grading(no_bwrap
         await CodeGrader().grade(PROBLEM, "no code at all")
     v = await CodeGrader(isolation="bare").grade(PROBLEM, reply("def add(a, b):\n    return a + b\n"))
     assert v["correct"] and v["hidden_score"] == 1.0 and "UNCONFINED" in v["detail"]
+
+
+@needs_bwrap
+async def test_all_pass_rule_scores_an_exam_one_only_when_every_visible_test_passes() -> None:
+    paper = Problem(**{**PROBLEM, "meta": {**PROBLEM["meta"], "exam_score": "all_pass"}})  # type: ignore[typeddict-item]
+    half = await CodeGrader().grade(paper, reply("def add(a, b):\n    return a - b\n"))
+    assert half["score"] == 0.0 and not half["correct"] and half["hidden_score"] == 0.25  # fraction: 0.5
+    full = await CodeGrader().grade(paper, reply("def add(a, b):\n    return a + b\n"))
+    assert full["score"] == 1.0 and full["hidden_score"] == 1.0

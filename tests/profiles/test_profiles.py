@@ -45,3 +45,28 @@ def test_cli_refuses_an_unknown_profile_before_any_work(tmp_path) -> None:
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:") and "unknown profile 'nope'" in lines[0], proc.stderr
     assert not any(tmp_path.iterdir())
+
+
+def test_a_profile_list_of_one_mapping_lies_under_every_item_of_the_runs_list() -> None:
+    template = {"students": [{"role": "student", "sampling": {"temperature": 0.7, "top_k": 20}}], "modes": ["sc"]}
+    data = {"students": [{"name": "a"}, {"name": "b", "sampling": {"temperature": 0.0}}], "modes": ["max", "sum"]}
+    assert under(template, data) == {
+        "students": [{"role": "student", "sampling": {"temperature": 0.7, "top_k": 20}, "name": "a"},
+                     {"role": "student", "sampling": {"temperature": 0.0, "top_k": 20}, "name": "b"}],
+        "modes": ["max", "sum"],  # lists of anything else are replaced
+    }
+    assert under(template, {})["students"] == template["students"]
+
+
+def test_the_quickstart_keeps_the_default_rules() -> None:
+    from pathlib import Path
+
+    from lbt_agents.agents._layouts import DefaultLayout, layout
+    from lbt_agents.runner import examiner_for, needs_prefill
+
+    cfg = load_config(Path(__file__).resolve().parents[2] / "experiments" / "configs" / "quickstart.yaml")
+    assert (cfg.profile, cfg.classroom.prompts, cfg.grading.math, cfg.m1.tie_break) == (
+        "default", "default", "verify", "first_seen")
+    assert isinstance(layout(cfg.classroom.prompts, "math"), DefaultLayout) and not needs_prefill(cfg)
+    assert type(examiner_for(cfg).grader("math")).__name__ == "MathGrader"
+    assert cfg.classroom.teacher.sampling.top_k is None and cfg.m1.pairs_per_tp == 4
