@@ -190,8 +190,11 @@ class M3Config(_Model):
     reasons: int = Field(2, ge=1, description="Failure explanations (and new sets) per beam entry per round.")
     score_sample: int = Field(16, ge=1, description="Training problems used to score candidate sets.")
     test_limit: int | None = Field(60, ge=1, description="Test problems for the per-round metric (None: all).")
-    init: Literal["train", "teacher"] = Field(
-        "train", description="Start from K training examples, or let the teacher write K exemplars."
+    init: Literal["train", "teacher", "balanced"] = Field(
+        "train",
+        description="Start from the first K training examples (of a seeded shuffle), let the teacher write K "
+        "exemplars, or 'balanced': K/2 random examples of the positive class and K/2 of the other, shuffled "
+        "(a binary label task; the official LbT-M3 `--init_method train`).",
     )
     max_parse_retries: int = Field(1, ge=0, description="Retries when a teacher reply is not K exemplars.")
     max_failures: int = Field(6, ge=1, description="Most pooled failures shown to the teacher per explanation.")
@@ -203,6 +206,40 @@ class M3Config(_Model):
     seed: int = Field(0, description="Seed for initial exemplars, minibatches and the scoring sample.")
     predict_max_tokens: int | None = Field(
         None, gt=0, description="Most tokens when a teacher answers problems (scoring, test); default: its max_tokens."
+    )
+    prompt_set: Literal["m3", "paper"] = Field(
+        "m3",
+        description="Texts and formats of M3's prompts: 'm3' (worked exemplars, chain-of-thought predictors, the "
+        "whole explanation as one reason) or 'paper' (the official LbT-M3 patch on ProTeGi: Text:/Label: "
+        "exemplars without rationale, direct Yes/No predictors graded by the reply's first word, reasons and "
+        "sets wrapped in <START>/<END>, one user message without a system prompt).",
+    )
+    failure_sampling: Literal["first", "random"] = Field(
+        "first",
+        description="Failures an explanation sees: 'first': one prompt over the first max_failures pooled failures "
+        "(students interleaved), sampled `reasons` times; 'random': `reasons` explanation calls, each over its "
+        "own seeded random sample of max_failures pooled failures (the official 'gradients').",
+    )
+    min_reason_words: int = Field(
+        0, ge=0, description="Drop reasons of this many words or fewer (official: 5, 'something like ... and ...')."
+    )
+    max_new_sets: int | None = Field(
+        None, ge=1, description="Most new sets per beam set per round, a seeded sample of its reasons' sets "
+        "(official max_expansion_factor: 8); default: all.",
+    )
+    score_sampling: Literal["fixed", "fresh"] = Field(
+        "fixed",
+        description="Scoring sample: 'fixed': the same score_sample problems every round (a set keeps its score); "
+        "'fresh': a new seeded random sample of the training split each round, on which the round's new sets and "
+        "the beam's sets are all (re)scored (the official brute-force evaluator; a lane with one set is not scored).",
+    )
+    score_budget: int | None = Field(
+        None, ge=1, description="With score_sampling 'fresh': the sample has score_budget // (sets to score) "
+        "problems (official eval_budget: 32 x 8 x 8 = 2048); default: score_sample problems.",
+    )
+    repeats: int = Field(
+        1, ge=1, description="Independent runs with seeds seed, seed+1, ...; the per-round test metric is reported "
+        "as mean, std and standard error over them (run `<run_id>-rep<i>` each).",
     )
 
 

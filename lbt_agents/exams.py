@@ -302,7 +302,9 @@ def tp_result(
     greedy_cand = Candidate(-1, greedy["answer"], greedy["correct"]) if greedy else None
     selections = select_all([m for m in modes if m != "greedy" or greedy], candidates, equivalent, greedy=greedy_cand,
                             tie_break=tie_break)
-    votes = {c.index: len(g) for g in group_answers(candidates, equivalent) for c in g}
+    groups = group_answers(candidates, equivalent)
+    votes = {c.index: len(g) for g in groups for c in g}
+    group_of = {c.index: i for i, g in enumerate(groups) for c in g}
     exams_by_pair: dict[str, list[ExamRecord]] = {}
     for exam in sorted(exams, key=lambda e: e["id"]):
         exams_by_pair.setdefault(exam["pair_id"], []).append(exam)
@@ -320,6 +322,7 @@ def tp_result(
                 "per_student": scores[pair["id"]]["per_student"],
                 "scored_as": scores[pair["id"]]["scored_as"],
                 "votes": votes.get(pair["index"], 0),
+                "group": group_of.get(pair["index"]),
                 "exams": exams_by_pair.get(pair["id"], []),
             }
             for pair in sorted(pairs, key=lambda p: p["index"])

@@ -119,6 +119,9 @@ def tp_stats(result: Mapping[str, Any], *, teacher: str, tie_break: TieBreak = "
         "truncated": sum(bool(r["truncated"]) for r in calls),
         "calls": len(calls), "answered": sum(r.get("answer") is not None for r in calls),
         "tokens": tokens, "code": code_parts(result, tie_break=tie_break),
+        # the pairs the AUROC of LbT scores counts (see lbt_agents.report.tp_auroc): (lbt, correct)
+        "scored_pairs": [(p["lbt"], bool(p["correct"])) for p in pairs
+                         if p["answer"] is not None and (p["exams"] or p.get("scored_as"))],
     }  # fmt: skip
 
 
@@ -127,7 +130,8 @@ def summarize(
 ) -> dict[str, Any]:
     """The summary of a graph's final state (``state["results"]``); see :func:`summary_from_stats`."""
     results = state.get("results", {})
-    stats = (stats_of(cfg)(results[it["tp"]["id"]]) for it in items if it["tp"]["id"] in results)
+    stats = ({"tp_id": it["tp"]["id"], **stats_of(cfg)(results[it["tp"]["id"]])} for it in items
+             if it["tp"]["id"] in results)
     return summary_from_stats(stats, items, meter.as_dict(), cfg, wall_s=wall_s)
 
 
@@ -135,7 +139,12 @@ def summary_from_stats(
     stats: Iterable[Mapping[str, Any]], items: list[TeachingItem], requests: dict[str, Any], cfg: RunConfig, *,
     wall_s: float,
 ) -> dict[str, Any]:
-    """Accuracy per selection mode, work done, and tokens per agent, from the TPs' records (one at a time)."""
+    """Accuracy per selection mode (with a 95% interval over TPs), the AUROC of LbT scores (right vs wrong
+    pairs, with a 95% interval over TPs), work done, and tokens per agent, from the TPs' records (one at a time)."""
+    from lbt_agents.report import auroc, mean_ci
+
+    per_tp: dict[str, list[float]] = {mode: [] for mode in cfg.m1.modes}
+    scored: list[tuple[float, bool, str]] = []
     right = {mode: 0 for mode in cfg.m1.modes}
     chosen = {mode: 0 for mode in cfg.m1.modes}
     totals = {"tps": 0, "pairs": 0, "pairs_correct": 0, "exams": 0, "exam_score": 0.0, "truncated": 0, "calls": 0,
@@ -150,6 +159,8 @@ def summary_from_stats(
             if mode in right:
                 chosen[mode] += 1
                 right[mode] += correct
+                per_tp[mode].append(float(correct))
+        scored += [(lbt, correct, record["tp_id"]) for lbt, correct in record.get("scored_pairs", [])]
         for name, t in record["tokens"].items():
             into = tokens.setdefault(name, {"prompt_tokens": 0, "completion_tokens": 0, "calls": 0})
             for key in into:
@@ -166,6 +177,9 @@ def summary_from_stats(
         "pairs_per_tp": cfg.m1.pairs_per_tp,
         "eps_per_tp": len(items[0]["eps"]) if items else 0,
         "accuracy": {mode: right[mode] / chosen[mode] if chosen[mode] else None for mode in cfg.m1.modes},
+        "accuracy_ci": {mode: mean_ci(per_tp[mode]).as_dict() for mode in cfg.m1.modes},
+        "auroc": auroc(*zip(*scored)) if scored else {"value": None, "low": None, "high": None, "right": 0,
+                                                      "wrong": 0, "tps": 0},
         "teacher_pair_accuracy": totals["pairs_correct"] / totals["pairs"] if totals["pairs"] else None,
         "exams": totals["exams"],
         "student_accuracy": totals["exam_score"] / totals["exams"] if totals["exams"] else None,
@@ -258,12 +272,18 @@ def summary_table(summary: dict[str, Any]) -> str:
         f"teacher: `{summary['teacher']}`; students: {', '.join(f'`{s}`' for s in summary['students'])}; "
         f"wall time {summary['wall_s']} s; exams {summary['exams']}",
         "",
-        "| method | accuracy |",
-        "|---|---|",
+        "| method | accuracy | 95% CI over TPs |",
+        "|---|---|---|",
     ]
     names = {"greedy": "Greedy", "sc": "SC", "max": "M1-MAX", "sum": "M1-SUM", "avg": "M1-AVG"}
     for mode, acc in summary["accuracy"].items():
-        lines.append(f"| {names.get(mode, mode)} | {'-' if acc is None else f'{100 * acc:.1f}%'} |")
+        est = summary.get("accuracy_ci", {}).get(mode) or {}
+        interval = "-" if est.get("low") is None else f"{100 * est['low']:.1f} - {100 * est['high']:.1f}"
+        lines.append(f"| {names.get(mode, mode)} | {'-' if acc is None else f'{100 * acc:.1f}%'} | {interval} |")
+    if "auroc" in summary:
+        from lbt_agents.report import format_auroc
+
+        lines += ["", f"AUROC of LbT scores, right vs wrong pairs: {format_auroc(summary['auroc'])}"]
     if code := summary.get("code"):
         pct = lambda x: "-" if x is None else f"{100 * x:.1f}"  # noqa: E731
         lines += [

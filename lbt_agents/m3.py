@@ -20,6 +20,7 @@ from langchain_core.language_models import BaseChatModel
 
 from lbt_agents.classroom import Lane, who_teaches_whom
 from lbt_agents.config import RunConfig
+from lbt_agents.errors import ConfigError
 from lbt_agents.llm import UsageMeter
 from lbt_agents.runner import arun_graph
 from lbt_agents.runs import RunDir, save_dataset, write_atomic
@@ -60,8 +61,11 @@ async def arun_m3(
     ``models`` maps agent names to chat models (offline tests); other agents use
     their endpoints (``base_url: embedded`` starts the embedded classroom).
     Bad sizes (K larger than the training set) fail before any server starts.
+    ``cfg.m3.repeats`` > 1 runs :func:`arun_repeats` instead.
     """
     who_teaches_whom(cfg.classroom)  # bad edges fail before anything is written
+    if resume is None and cfg.m3.repeats > 1 or resume is not None and _is_repeats(cfg.output_dir / resume):
+        return await arun_repeats(cfg, resume=resume, models=models, on_round=on_round, prefix=prefix)
 
     def on_update(update: dict[str, Any], run_dir: Path) -> None:
         if "record" not in update:
@@ -90,6 +94,97 @@ async def arun_m3(
 
 
 M3_GRAPH = "lbt_agents.graphs.m3_refinement:from_config"
+REPEATS_FILE = "repeats.json"
+
+
+def _is_repeats(path: Path) -> bool:
+    return (path / REPEATS_FILE).is_file()
+
+
+async def arun_repeats(
+    cfg: RunConfig,
+    *,
+    resume: str | None = None,
+    models: Mapping[str, BaseChatModel | Sequence[BaseChatModel]] | None = None,
+    on_round: RoundCallback | None = None,
+    prefix: str = "m3",
+) -> M3Result:
+    """``cfg.m3.repeats`` independent M3 runs, seeds ``m3.seed + i``, each its own resumable run
+    ``<run_id>/rep<i>``; ``repeats.json`` and ``summary.md`` in ``<run_id>/`` give each round's test
+    metric as mean, std and standard error over the finished repeats (the official notebook plots
+    mean ± standard error over its repeats), ``metric_by_round.png`` the means. Resuming ``<run_id>``
+    continues the unfinished repeats."""
+    from lbt_agents.graphs.m3_refinement import inputs as m3_inputs
+    from lbt_agents.runs import check_run_id, lock_run, new_run_id, prepare_run
+
+    if resume is None:
+        m3_inputs(cfg)  # bad data or sizes fail before anything is written
+        parent = check_run_id(cfg.run_id or new_run_id(prefix))
+        if (cfg.output_dir / parent / REPEATS_FILE).exists():
+            raise ConfigError(f"run {parent!r} already exists in {cfg.output_dir}; resume it with --resume {parent}")
+    else:
+        parent = check_run_id(resume)
+    path = cfg.output_dir / parent
+    path.mkdir(parents=True, exist_ok=True)
+    with lock_run(path):
+        cfg, run = prepare_run(cfg.model_copy(update={"run_id": parent}), resume=resume)
+        results: list[M3Result] = []
+        write_atomic(run.path / REPEATS_FILE, json.dumps(aggregate_repeats(cfg, results), indent=1))
+        for i in range(cfg.m3.repeats):
+            sub_id = f"rep{i}"
+            sub = cfg.model_copy(update={
+                "run_id": sub_id, "output_dir": run.path,
+                "m3": cfg.m3.model_copy(update={"seed": cfg.m3.seed + i, "repeats": 1}),
+            })
+            again = sub_id if (run.path / sub_id / "config.yaml").is_file() else None
+            results.append(await arun_m3(sub, resume=again, models=models, on_round=on_round, prefix=prefix))
+            summary = aggregate_repeats(cfg, results)
+            write_atomic(run.path / REPEATS_FILE, json.dumps(summary, indent=1))
+            write_atomic(run.path / "summary.md", repeats_markdown(summary))
+        if summary["by_round"]:
+            from lbt_agents.plots import plot_rounds
+
+            means = [{"lane": r["lane"], "round": r["round"], "metric": summary["metric"], "test_value": r["mean"],
+                      "pooled_accuracy": None} for r in summary["by_round"]]
+            plot_rounds(means, run.path / "metric_by_round.png",
+                        title=f"M3 on {summary['task']}: mean over {summary['finished']} repeats")
+    rows = [{**row, "repeat": i} for i, res in enumerate(results) for row in res.rows]
+    return M3Result(run.path, rows, summary, results[-1].state)
+
+
+def aggregate_repeats(cfg: RunConfig, results: Sequence[M3Result]) -> dict[str, Any]:
+    """Per lane and round: the test metric of every finished repeat, its mean, std (n-1) and standard error."""
+    import statistics
+
+    per: dict[tuple[str, int], list[float]] = {}
+    for res in results:
+        for row in res.rows:
+            if row["test_value"] is not None:
+                per.setdefault((row["lane"], row["round"]), []).append(row["test_value"])
+    table = []
+    for (lane, round_), values in sorted(per.items()):
+        std = statistics.stdev(values) if len(values) > 1 else None
+        table.append({"lane": lane, "round": round_, "n": len(values), "mean": statistics.fmean(values),
+                      "std": std, "sem": std / len(values) ** 0.5 if std is not None else None, "values": values})
+    metric = next((r["metric"] for res in results for r in res.rows if r.get("metric")), cfg.m3.metric)
+    return {"run_id": cfg.run_id, "task": cfg.task.name, "repeats": cfg.m3.repeats, "finished": len(results),
+            "seeds": [cfg.m3.seed + i for i in range(cfg.m3.repeats)], "metric": metric,
+            "runs": [str(res.run_dir) for res in results], "by_round": table,
+            "m3": cfg.m3.model_dump(mode="json")}
+
+
+def repeats_markdown(summary: dict[str, Any]) -> str:
+    def pct(v: float | None) -> str:
+        return "-" if v is None else f"{100 * v:.1f}"
+
+    lines = [f"# M3 repeats `{summary['run_id']}`: {summary['task']}", "",
+             (f"{summary['finished']} of {summary['repeats']} repeats finished (seeds {summary['seeds']}); "
+              f"test {summary['metric']} per round, mean ± std (± standard error)"), "",
+             "| teacher | round | n | mean | std | sem | values |", "|---|---|---|---|---|---|---|"]
+    for r in summary["by_round"]:
+        lines.append(f"| {r['lane']} | {r['round']} | {r['n']} | {pct(r['mean'])} | {pct(r['std'])} | "
+                     f"{pct(r['sem'])} | {', '.join(pct(v) for v in r['values'])} |")
+    return "\n".join(lines) + "\n"
 
 
 def _all_failed(state: dict[str, Any]) -> bool:
@@ -163,6 +258,8 @@ def rows_table(rows: Sequence[dict[str, Any]]) -> list[list[str]]:
 
 
 def summary_markdown(summary: dict[str, Any], rows: Sequence[dict[str, Any]]) -> str:
+    if "by_round" in summary:
+        return repeats_markdown(summary)
     m3 = summary["m3"]
     lines = [
         f"# M3 run `{summary['run_id']}`: {summary['task']}",

@@ -179,14 +179,14 @@ def plan_m3(cfg: RunConfig, train: Sequence[Problem], test: Sequence[Problem]) -
     """M3's requests per lane and round, with every beam set failing somewhere (the most work)."""
     from lbt_agents.agents import Teacher
     from lbt_agents.classroom import who_teaches_whom, lanes
-    from lbt_agents.exemplars import few_shot_messages, format_exemplars, from_problem
-    from lbt_agents.graphs.m3_refinement import make_plan, render_failures
-    from lbt_agents.prompts import render_prompt
+    from lbt_agents.graphs.m3_prompts import prompt_set
+    from lbt_agents.graphs.m3_refinement import plan_for
 
     m3, task = cfg.m3, cfg.task.name
-    split = make_plan(len(train), m3)
+    prompts = prompt_set(m3.prompt_set)
+    split = plan_for(train, m3)
     agents = {a.name: a for a in cfg.classroom.agents()}
-    base = [from_problem(train[i]) for i in split.init]
+    base = [prompts.exemplar_of(train[i]) for i in split.init]
     scoring = [train[i] for i in split.score_sample]
     teaching = [lane for lane in lanes(who_teaches_whom(cfg.classroom)) if lane.students]
     plan = Plan("m3_refinement", f"{len(teaching)} lanes × {m3.rounds} rounds, {len(train)} training and "
@@ -195,23 +195,26 @@ def plan_m3(cfg: RunConfig, train: Sequence[Problem], test: Sequence[Problem]) -
                         "duplicate; identical predictions of several lanes are sent once")
 
     def predictions(agent: AgentConfig, problems: Sequence[Problem], max_tokens: int) -> tuple[int, int]:
-        prompt = sum(estimate_tokens(few_shot_messages(base, p, task=task, persona=agent.persona)) for p in problems)
-        return prompt, max_tokens * len(problems)
+        prompt = sum(estimate_tokens(prompts.predictor_messages(base, p, task=task, persona=agent.persona))
+                     for p in problems)
+        return prompt, min(max_tokens, prompts.predictor_overrides().get("max_tokens", max_tokens)) * len(problems)
+
+    def fresh(sets: int) -> list[Problem]:  # a fresh scoring sample for this many sets (one set: not scored)
+        size = m3.score_budget // sets if m3.score_budget else m3.score_sample
+        return [train[i] for i in split.fresh_sample(0, size, m3.seed)] if sets > 1 else []
 
     for lane in teaching:
         tcfg = agents[lane.teacher]
         teacher = Teacher(_offline(tcfg), task=task)
         reply = tcfg.sampling.max_tokens
         predict = m3.predict_max_tokens or reply
-        shown = render_failures([{"student": s, "problem": p, "text": "x" * m3.failure_chars, "answer": None}
-                                 for s, p in zip(lane.students * m3.max_failures, scoring or train)][: m3.max_failures],
-                                m3.failure_chars)
-        explain = render_prompt("explain", task="m3", exemplars=format_exemplars(base), failures=shown)
-        write = render_prompt("write", task="m3", exemplars=format_exemplars(base), failures=shown,
-                              reason="x" * (CHARS_PER_TOKEN * reply), k=m3.k, choices_hint="")
-        tries = 1 + m3.max_parse_retries
+        shown = prompts.failures([{"student": s, "problem": p, "text": "x" * m3.failure_chars, "answer": None}
+                                  for s, p in zip(lane.students * m3.max_failures, scoring or train)][: m3.max_failures],
+                                 m3.failure_chars)
+        explain = prompts.explain_messages(teacher, base, shown, train[:1], m3.k)
+        write = prompts.write_messages(teacher, base, shown, "x" * (CHARS_PER_TOKEN * reply), train[:1], m3.k, None)
+        tries = 1 + (m3.max_parse_retries if prompts.retries else 0)
         retry_growth = reply * (tries - 1) // 2  # each retry adds the failed reply and a short note
-        score_prompt, score_done = predictions(tcfg, scoring, predict)
         eval_prompt, eval_done = predictions(tcfg, test, predict)
 
         def add(phase: str, agent: str, times: int, problems: int, prompt: int, done: int) -> None:
@@ -221,10 +224,11 @@ def plan_m3(cfg: RunConfig, train: Sequence[Problem], test: Sequence[Problem]) -
             s.completion_tokens += times * done
 
         if m3.init == "teacher":
-            init = render_prompt("init", task="m3", k=m3.k, problems=format_exemplars(base), choices_hint="")
-            plan.step("write", lane.teacher).add(tries, estimate_tokens(teacher.writing_messages(init)) + retry_growth,
-                                                 reply)
-        add("score", lane.teacher, 1, len(scoring), score_prompt, score_done)
+            init = prompts.init_messages(teacher, base, train, m3.k, None)
+            plan.step("write", lane.teacher).add(tries, estimate_tokens(init) + retry_growth, reply)
+        fixed = m3.score_sampling == "fixed"
+        sample = scoring if fixed else fresh(1)
+        add("score", lane.teacher, 1, len(sample), *predictions(tcfg, sample, predict))
         add("evaluate", lane.teacher, 1, len(test), eval_prompt, eval_done)
         beam = 1
         for r in range(1, m3.rounds + 1):
@@ -232,11 +236,11 @@ def plan_m3(cfg: RunConfig, train: Sequence[Problem], test: Sequence[Problem]) -
             for name in lane.students:
                 scfg = agents[name]
                 add("answer", name, beam, len(batch), *predictions(scfg, batch, scfg.sampling.max_tokens))
-            new = beam * m3.reasons
-            plan.step("explain", lane.teacher).add(new, estimate_tokens(teacher.writing_messages(explain)), reply)
-            plan.step("write", lane.teacher).add(new * tries, estimate_tokens(teacher.writing_messages(write)) +
-                                                 retry_growth, reply)
-            add("score", lane.teacher, new, len(scoring), score_prompt, score_done)
+            new = beam * m3.reasons if m3.max_new_sets is None else beam * min(m3.reasons, m3.max_new_sets)
+            plan.step("explain", lane.teacher).add(beam * m3.reasons, estimate_tokens(explain), reply)
+            plan.step("write", lane.teacher).add(new * tries, estimate_tokens(write) + retry_growth, reply)
+            scored, sample = (new, scoring) if fixed else (new + beam, fresh(new + beam))
+            add("score", lane.teacher, scored, len(sample), *predictions(tcfg, sample, predict))
             add("evaluate", lane.teacher, 1, len(test), eval_prompt, eval_done)
             beam = min(m3.beam, beam + new)
     return plan

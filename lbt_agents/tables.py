@@ -25,7 +25,8 @@ def _features() -> dict[str, Any]:
     })
     pairs = Features({
         "run_id": text, "tp_id": text, "pair_id": text, "index": i64, "answer": text, "correct": flag, "score": f64,
-        "hidden_score": f64, "lbt": f64, "votes": i64, "chosen_by": [text], "scored_as": text, "exams_taken": i64,
+        "hidden_score": f64, "lbt": f64, "votes": i64, "group": i64, "chosen_by": [text], "scored_as": text,
+        "exams_taken": i64,
         "per_student": [{"student": text, "score": f64}], "truncated": flag, "prompt_tokens": i64,
         "completion_tokens": i64, "text": text,
     })
@@ -62,7 +63,8 @@ def pair_rows(results: Mapping[str, TPResult], run_id: str) -> list[dict[str, An
             rows.append({
                 "run_id": run_id, "tp_id": r["tp_id"], "pair_id": p["id"], "index": p["index"], "answer": p["answer"],
                 "correct": p["correct"], "score": p["score"], "hidden_score": p.get("hidden_score"), "lbt": p["lbt"],
-                "votes": p.get("votes", 0), "chosen_by": chosen.get(p["index"], []), "scored_as": p.get("scored_as"),
+                "votes": p.get("votes", 0), "group": p.get("group"), "chosen_by": chosen.get(p["index"], []),
+                "scored_as": p.get("scored_as"),
                 "exams_taken": len(p["exams"]),
                 "per_student": [{"student": s, "score": v} for s, v in p["per_student"].items()],
                 "truncated": p["truncated"], "prompt_tokens": p["prompt_tokens"],
@@ -107,4 +109,42 @@ def features(name: str) -> Any:
     return _features()[name]
 
 
-__all__: Sequence[str] = ["MODES", "exam_rows", "features", "pair_rows", "tp_rows", "write_tables"]
+def _parts(root: Path) -> list[Path]:
+    """Dataset folders (with ``state.json``) and loose ``*.arrow`` files under ``root``, in path order."""
+    if (root / "state.json").is_file():
+        return [root]
+    if root.is_file() and root.suffix == ".arrow":
+        return [root]
+    if not root.is_dir():
+        return []
+    found: list[Path] = []
+    for child in sorted(root.iterdir()):
+        if child.name.startswith("."):  # a shard being written (atomic writes use dot-names)
+            continue
+        found += _parts(child)
+    return found
+
+
+def read_table(run_dir: Path, name: str) -> Any:
+    """Table ``name`` of a run as one ``datasets.Dataset`` (its shards concatenated), or None when
+    the run has none yet.  Reads ``run_dir/name`` whether it is one saved dataset or a folder of
+    shards (dataset folders or ``*.arrow`` files, in any depth); without it, the finished TPs'
+    shards ``run_dir/shards/*/name`` (a run still in progress)."""
+    from datasets import Dataset, concatenate_datasets, load_from_disk
+
+    run_dir = Path(run_dir)
+    found = _parts(run_dir / name)
+    if not found and (run_dir / "shards").is_dir():
+        found = [p for shard in sorted((run_dir / "shards").iterdir()) if not shard.name.startswith(".")
+                 for p in _parts(shard / name)]
+    parts = [load_from_disk(str(p)) if p.is_dir() else Dataset.from_file(str(p)) for p in found]
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return None
+    if name in ("tps", "pairs", "exams"):
+        want = features(name)
+        parts = [p.cast(want) if set(p.column_names) == set(want) and p.features != want else p for p in parts]
+    return parts[0] if len(parts) == 1 else concatenate_datasets(parts)
+
+
+__all__: Sequence[str] = ["MODES", "exam_rows", "features", "pair_rows", "read_table", "tp_rows", "write_tables"]

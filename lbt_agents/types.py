@@ -125,6 +125,8 @@ class PairResult(PairRecord):
     scored_as: str | None
     votes: int
     """Pairs of the TP whose answer is equivalent to this one's (itself included; 0 without an answer)."""
+    group: NotRequired[int | None]
+    """The pair's answer group in the TP (groups numbered in order of first appearance; None without an answer)."""
     exams: list[ExamRecord]
 
 

@@ -2,6 +2,7 @@
 # Install lbt-agents into .venv in the repository root.
 #   scripts/install.sh              -> pip install -e ".[serve,train,code,dev]"
 #   scripts/install.sh dev          -> pip install -e ".[dev]"   (no vLLM: point agents at any OpenAI endpoint)
+#   scripts/install.sh serve        -> pip install -e ".[serve]" (the embedded classroom only: the quickstart)
 # Then removes torchvision/torchaudio/torchcodec: pip pulls PyPI builds of them made for another torch,
 # and with them present `from transformers import LlamaConfig` fails (operator torchvision::nms does not exist).
 # First it installs bubblewrap (Debian package, as root), which the code sandbox needs; when it cannot,

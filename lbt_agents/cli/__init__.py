@@ -28,6 +28,7 @@ _COMMANDS = {
     "classroom": "lbt_agents.cli.m3:classroom",
     "data": "lbt_agents.cli.data:data",
     "stub": "lbt_agents.cli.stub:stub",
+    "report": "lbt_agents.cli.report:report",
 }
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from lbt_agents.cli._common import build_config, print_plan, run_options
+from lbt_agents.cli.report import report_line
 
 
 @click.command("prefs")
@@ -27,6 +28,7 @@ def prefs(config_path, overrides, profile, task, limit, data_dir, output_dir, ru
         click.echo(f"{mode}: {n} pairs from {result.summary['tps_with_pairs'][mode]} of {result.summary['tps']} TPs")
     for mode, path in result.paths.items():
         click.echo(f"{mode} pairs: {path}")
+    report_line(result.run_dir)
 
 
 @click.command("eval")
@@ -59,3 +61,4 @@ def evaluate(config_path, overrides, profile, models, out) -> None:  # type: ign
     if out:
         write_atomic(out / "m2_eval.md", table)
         write_atomic(out / "m2_eval.json", json.dumps(result, indent=2))
+        report_line(out)

@@ -1,4 +1,4 @@
-"""``lbt data``: pull and list the reference data sets (MATH-500, MATH() functional, GSM8K, BIG-bench)."""
+"""``lbt data``: pull and list the reference data sets (MATH-500, MATH() functional, GSM8K, BIG-bench, Liar and Logical Fallacy)."""
 
 from __future__ import annotations
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 import click
 
 from lbt_agents.cli._common import build_config, print_plan, run_options
+from lbt_agents.cli.report import report_line
 from lbt_agents.errors import LbtError
 
 
@@ -35,3 +36,4 @@ def m1(config_path, overrides, profile, task, limit, data_dir, output_dir, run_i
         ) from None
     Console().print(Markdown(summary_table(result.summary)))
     click.echo(f"results: {result.run_dir}")
+    report_line(result.run_dir)

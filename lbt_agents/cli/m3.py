@@ -5,6 +5,7 @@ from typing import Any
 import click
 
 from lbt_agents.cli._common import build_config, print_plan, run_options
+from lbt_agents.cli.report import report_line
 
 
 def _config(config_path, overrides, profile, task, limit, data_dir, output_dir, run_id, resume):  # type: ignore[no-untyped-def]
@@ -68,6 +69,7 @@ def m3(config_path, overrides, profile, task, limit, data_dir, output_dir, run_i
     result = run_m3(cfg, resume=resume, on_round=on_round)
     Console().print(Markdown(summary_markdown(result.summary, result.rows)))
     click.echo(f"results: {result.run_dir}")
+    report_line(result.run_dir)
 
 
 @click.command()
@@ -108,3 +110,4 @@ def classroom(config_path, overrides, profile, task, limit, data_dir, output_dir
         click.echo(summary_markdown(result.summary, result.rows))
     click.echo(f"plot: {result.run_dir / 'metric_by_round.png'}")
     click.echo(f"results: {result.run_dir}")
+    report_line(result.run_dir)

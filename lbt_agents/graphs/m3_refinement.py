@@ -10,8 +10,11 @@ and per round::
       → score (Send: new set; teacher as predictor on the scoring sample)
       → select (beam) → evaluate (Send: best set; teacher on the test split) → record
 
-Round 0 is the initial set (K training examples, or written by the teacher),
-scored and evaluated the same way.  All lanes advance in lockstep and share
+Round 0 is the initial set (K training examples, class-balanced ones, or written by
+the teacher), scored and evaluated the same way.  How prompts are written and read is
+the prompt set's (``m3.prompt_set``, :mod:`lbt_agents.graphs.m3_prompts`); the
+``paper`` profile's choices (random failure samples per explanation, dropped short
+reasons, fresh scoring samples) are ``M3Config`` fields.  All lanes advance in lockstep and share
 the seeded initial set, minibatches and scoring sample, so lanes (student
 settings) are comparable.  Every record stays in the state (sets, scores,
 answers, reasons, evals, rounds, log); nodes skip work already recorded, so a
@@ -50,16 +53,9 @@ from lbt_agents import (
     resolve_classroom,
 )
 from lbt_agents.budget import BudgetExhausted
-from lbt_agents.exemplars import (
-    Exemplar,
-    ExemplarParseError,
-    format_exemplars,
-    from_problem,
-    parse_exemplars,
-    set_key,
-)
+from lbt_agents.exemplars import Exemplar, ExemplarParseError, set_key
+from lbt_agents.graphs.m3_prompts import M3Prompts, prompt_set
 from lbt_agents.llm import Message, Reply
-from lbt_agents.prompts import render_prompt
 
 
 class M3Input(TypedDict):
@@ -96,18 +92,44 @@ class Plan:
     def minibatch(self, round_: int, size: int, seed: int) -> list[int]:
         return sorted(Random(f"{seed}:minibatch:{round_}").sample(list(self.pool), min(size, len(self.pool))))
 
+    def fresh_sample(self, round_: int, size: int, seed: int) -> list[int]:
+        """A new random scoring sample for ``round_`` (``m3.score_sampling: fresh``), from the minibatch pool."""
+        return sorted(Random(f"{seed}:score:{round_}:{size}").sample(list(self.pool), min(size, len(self.pool))))
 
-def make_plan(n_train: int, m3: M3Config) -> Plan:
-    """Initial exemplars, scoring sample and minibatch pool (indices into train)."""
+
+def make_plan(n_train: int, m3: M3Config, labels: Sequence[str] | None = None) -> Plan:
+    """Initial exemplars, scoring sample and minibatch pool (indices into train).
+
+    ``m3.init: balanced`` needs the training ``labels``: K/2 random positives and K - K/2 random others,
+    shuffled; then, as in the official code, minibatches and fresh scoring samples come from the whole split.
+    """
     if m3.k >= n_train:
         raise ConfigError(
             f"m3.k={m3.k} exemplars need more training problems than that (the training split has {n_train}); "
             "lower m3.k or raise task.limit"
         )
     order = list(range(n_train))
-    Random(f"{m3.seed}:m3").shuffle(order)
-    init, rest = order[: m3.k], order[m3.k :]
-    return Plan(tuple(init), tuple(rest[: m3.score_sample]), tuple(rest))
+    rng = Random(f"{m3.seed}:m3")
+    rng.shuffle(order)
+    if m3.init != "balanced":
+        init, rest = order[: m3.k], order[m3.k :]
+        return Plan(tuple(init), tuple(rest[: m3.score_sample]), tuple(rest))
+    if labels is None or not m3.positive_label:
+        raise ConfigError("m3.init=balanced needs a binary label task and m3.positive_label")
+    from lbt_agents.grading.label import normalize_label
+
+    positive = normalize_label(m3.positive_label)
+    pos = [i for i in range(n_train) if normalize_label(labels[i]) == positive]
+    neg = [i for i in range(n_train) if normalize_label(labels[i]) != positive]
+    want = (m3.k // 2, m3.k - m3.k // 2)
+    if len(pos) < want[0] or len(neg) < want[1]:
+        raise ConfigError(f"m3.init=balanced: {want[0]} + {want[1]} exemplars need more training problems "
+                          f"(the split has {len(pos)} {m3.positive_label!r} and {len(neg)} others)")
+    init = rng.sample(pos, want[0]) + rng.sample(neg, want[1])
+    rng.shuffle(init)
+    chosen = set(init)
+    rest = [i for i in order if i not in chosen]
+    return Plan(tuple(init), tuple(rest[: m3.score_sample]), tuple(range(n_train)))
 
 
 def m3_graph(
@@ -119,26 +141,25 @@ def m3_graph(
 ) -> CompiledStateGraph:
     """Compile the M3 graph; every lane of the classroom (teacher and its students) refines its own sets."""
     m3 = m3 or M3Config()
+    prompts: M3Prompts = prompt_set(m3.prompt_set)
 
     def lanes_of(state: M3State) -> list[Lane]:
         return [Lane(lane["teacher"], tuple(lane["students"])) for lane in state["lanes"]]
 
     def plan_of(state: M3State) -> Plan:
-        return make_plan(len(state["train"]), m3)
+        return plan_for(state["train"], m3)
 
     def choices_of(state: M3State) -> list[str] | None:
         first = state["train"][0]
         return list((first.get("meta") or {}).get("choices") or []) or None if first["kind"] == "label" else None
-
-    def hint(choices: Sequence[str] | None) -> str:
-        return f", one of: {', '.join(choices)}" if choices else ""
 
     async def predict(agent: Agent, exemplars: Sequence[Exemplar], problem: Problem, key: str,
                       *, shared: bool = False, **overrides: Any) -> dict[str, Any]:
         """One graded answer.  ``shared``: identical requests to the same model and endpoint in flight at
         once (teachers of several lanes scoring the same set) are sent once."""
         try:
-            reply = await agent.answer_with_shots(exemplars, problem, key=key, coalesce=shared, **overrides)
+            reply = await prompts.predict(agent, exemplars, problem, key=key, coalesce=shared,
+                                          **{**prompts.predictor_overrides(), **overrides})
         except BudgetExhausted:
             raise  # the run stops; this answer is asked again on resume
         except EndpointError as exc:
@@ -146,7 +167,7 @@ def m3_graph(
         except Exception as exc:  # noqa: BLE001 - one bad request (e.g. too long) must not stop the round
             return {"status": "error", "error": f"{type(exc).__name__}: {exc}"[:300], "text": "",
                     "answer": None, "correct": False}
-        verdict = await resolve_classroom(classroom).examiner.grade(problem, reply)
+        verdict = prompts.grade(problem, reply) or await resolve_classroom(classroom).examiner.grade(problem, reply)
         return {"status": "ok", "text": reply.text, "answer": verdict["answer"], "correct": bool(verdict["correct"]),
                 "truncated": reply.truncated, "prompt_tokens": reply.prompt_tokens,
                 "completion_tokens": reply.completion_tokens}
@@ -163,13 +184,12 @@ def m3_graph(
             raise EndpointError(f"teacher {teacher!r} is down: {down[0]['error']}")
         return [{"problem_id": p["id"], **o} for p, o in zip(problems, out)]
 
-    async def write_set(teacher: str, prompt: str, k: int, choices: Sequence[str] | None,
+    async def write_set(teacher: str, messages: list[Message], k: int, choices: Sequence[str] | None,
                         key: str) -> tuple[list[Exemplar] | None, list[dict[str, Any]]]:
         """Ask for K exemplars; retry with the parse error; ``(None, attempts)`` if none parse."""
         agent = resolve_classroom(classroom).as_teacher(teacher)
-        messages: list[Message] = agent.writing_messages(prompt)
         attempts: list[dict[str, Any]] = []
-        for attempt in range(m3.max_parse_retries + 1):
+        for attempt in range((m3.max_parse_retries if prompts.retries else 0) + 1):
             try:
                 [reply] = await agent.write(messages, key=f"m3:{key}:a{attempt}")
             except (EndpointError, BudgetExhausted):
@@ -178,12 +198,12 @@ def m3_graph(
                 attempts.append({"text": "", "error": f"request failed: {type(exc).__name__}: {exc}"[:300]})
                 break
             try:
-                exemplars = parse_exemplars(reply.text, k, choices=choices)
+                exemplars = prompts.parse_set(reply.text, k, choices)
                 attempts.append({"text": reply.text, "error": None})
                 return exemplars, attempts
             except ExemplarParseError as exc:
                 attempts.append({"text": reply.text, "error": str(exc)})
-                retry = render_prompt("parse_retry", task="m3", error=str(exc), k=k, choices_hint=hint(choices))
+                retry = prompts.retry_message(str(exc), k, choices)
                 messages = [*messages, {"role": "assistant", "content": reply.text}, {"role": "user", "content": retry}]
         return None, attempts
 
@@ -193,9 +213,10 @@ def m3_graph(
         lanes = [lane for lane in room.lanes() if lane.students]
         if not lanes:
             raise ConfigError("M3 needs at least one teacher with students (classroom.edges)")
-        plan = plan_of(state)
         train = state["train"]
-        base = [from_problem(train[i]) for i in plan.init]
+        prompts.check(train)
+        plan = plan_of(state)
+        base = [prompts.exemplar_of(train[i]) for i in plan.init]
         choices = choices_of(state)
 
         async def one(lane: Lane) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -204,13 +225,8 @@ def m3_graph(
                       "exemplars": base, "status": "init", "origin": "train", "attempts": []}
             log: list[dict[str, Any]] = []
             if m3.init == "teacher":
-                problems = "\n\n".join(
-                    render_prompt("exemplar", task="m3", index=j, question=e["question"], solution="(to write)",
-                                  answer=e["answer"]).strip()
-                    for j, e in enumerate(base, 1)
-                )
-                prompt = render_prompt("init", task="m3", k=m3.k, problems=problems, choices_hint=hint(choices))
-                written, attempts = await write_set(lane.teacher, prompt, m3.k, choices, f"init:{lane.teacher}")
+                messages = prompts.init_messages(room.as_teacher(lane.teacher), base, train, m3.k, choices)
+                written, attempts = await write_set(lane.teacher, messages, m3.k, choices, f"init:{lane.teacher}")
                 record["attempts"] = attempts
                 if written is None:
                     log.append({"round": 0, "lane": lane.teacher, "event": "parse_failed",
@@ -230,23 +246,42 @@ def m3_graph(
         }
 
     # ---- scoring and selection ---------------------------------------------------
-    def route_scoring(state: M3State) -> list[Send] | str:
+    def to_score(state: M3State, lane: str) -> list[str]:
+        """Ids of the sets of ``lane`` ranked this round: its new ones (and, with fresh samples, its beam too)."""
         r = state["round"]
+        new = [s["id"] for s in state["sets"].values()
+               if s["lane"] == lane and s["round"] == r and s["status"] in ("init", "candidate")]
+        beam = list(state["beams"].get(lane, [])) if m3.score_sampling == "fresh" and r > 0 else []
+        return list(dict.fromkeys(beam + new))
+
+    def route_scoring(state: M3State) -> list[Send] | str:
+        r, train = state["round"], state["train"]
         scored = state.get("scores", {})
-        sends = [
-            Send("score", {"set": s, "train": state["train"]})
-            for s in state["sets"].values()
-            if s["round"] == r and s["status"] in ("init", "candidate") and s["id"] not in scored
-        ]
+        plan = plan_of(state)
+        sends = []
+        for lane in sorted({s["lane"] for s in state["sets"].values()}):
+            ids = to_score(state, lane)
+            if m3.score_sampling == "fresh":
+                size = m3.score_budget // len(ids) if m3.score_budget else m3.score_sample
+                sample = plan.fresh_sample(r, size, m3.seed) if len(ids) > 1 else []  # one set: nothing to rank
+            else:
+                sample = list(plan.score_sample)
+            for sid in ids:
+                if score_id(sid, r, m3) not in scored:
+                    sends.append(Send("score", {"set": state["sets"][sid], "round": r,
+                                                "problems": [train[i] for i in sample]}))
         return sends or "select"
 
     async def score_node(payload: dict[str, Any]) -> dict[str, Any]:
-        s, train = payload["set"], payload["train"]
-        problems = [train[i] for i in make_plan(len(train), m3).score_sample]
+        s, problems = payload["set"], payload["problems"]
+        sid = score_id(s["id"], payload["round"], m3)
+        if not problems:
+            return {"scores": {sid: {"set_id": s["id"], "round": payload["round"], "score": 1.0, "n": 0,
+                                     "predictions": []}}}
         preds = await teacher_predicts(s["lane"], s["exemplars"], problems, "score")
         correct = sum(p["correct"] for p in preds)
-        return {"scores": {s["id"]: {"set_id": s["id"], "score": correct / len(preds), "n": len(preds),
-                                      "predictions": preds}}}
+        return {"scores": {sid: {"set_id": s["id"], "round": payload["round"], "score": correct / len(preds),
+                                 "n": len(preds), "predictions": preds}}}
 
     def select_node(state: M3State) -> dict[str, Any]:
         r, scores = state["round"], state.get("scores", {})
@@ -255,9 +290,10 @@ def m3_graph(
             incumbents = [] if r == 0 else list(state["beams"][lane.teacher])
             new = [s["id"] for s in state["sets"].values()
                    if s["lane"] == lane.teacher and s["round"] == r and s["status"] in ("init", "candidate")]
-            pool = [sid for sid in dict.fromkeys(incumbents + new) if sid in scores]
-            ranked = sorted(pool, key=lambda sid: -scores[sid]["score"])  # stable: incumbents win ties
-            beams[lane.teacher] = ranked[: m3.beam] or incumbents
+            pool = [sid for sid in dict.fromkeys(incumbents + new) if score_id(sid, r, m3) in scores]
+            ranked = prompts.ranked([state["sets"][sid] for sid in pool],
+                                    [scores[score_id(sid, r, m3)]["score"] for sid in pool])
+            beams[lane.teacher] = [s["id"] for s in ranked][: m3.beam] or incumbents
         return {"beams": beams}
 
     def route_eval(state: M3State) -> list[Send] | str:
@@ -279,7 +315,7 @@ def m3_graph(
                                 **result, "predictions": preds}}}
 
     def record_node(state: M3State) -> dict[str, Any]:
-        return {"rounds": {f"{lane.teacher}|r{state['round']}": round_row(state, lane) for lane in lanes_of(state)}}
+        return {"rounds": {f"{lane.teacher}|r{state['round']}": round_row(state, lane, m3) for lane in lanes_of(state)}}
 
     def route_next(state: M3State) -> str:
         return "start_round" if state["round"] < m3.rounds else END
@@ -305,7 +341,8 @@ def m3_graph(
 
     async def answer_node(task_: dict[str, Any]) -> dict[str, Any]:
         p, s = task_["problem"], task_["set"]
-        out = await predict(resolve_classroom(classroom).as_student(task_["student"]), s["exemplars"], p, f"m3:answer:r{task_['round']}:{p['id']}")
+        out = await predict(resolve_classroom(classroom).as_student(task_["student"]), s["exemplars"], p,
+                            f"m3:answer:r{task_['round']}:{p['id']}")
         return {"answers": {task_["id"]: {"id": task_["id"], "round": task_["round"], "lane": task_["lane"],
                                           "set_id": s["id"], "student": task_["student"], "problem": p, **out}}}
 
@@ -328,35 +365,57 @@ def m3_graph(
         return out
 
     def route_explain(state: M3State) -> list[Send] | str:
+        """One explanation request per beam set with failures ('first'), or ``reasons`` of them, each over its
+        own random sample of the pooled failures ('random')."""
         r, done = state["round"], state.get("reasons", {})
+        asked = {(x["set_id"], x.get("gradient")) for x in done.values() if x["round"] == r}
         sends = []
         for lane in lanes_of(state):
             for rank, set_id in enumerate(state["beams"][lane.teacher]):
-                failures = failures_of(state, set_id)[: m3.max_failures]
-                if failures and f"{set_id}|r{r}|x0" not in done:
-                    sends.append(Send("explain", {"round": r, "lane": lane.teacher, "set": state["sets"][set_id],
-                                                  "rank": rank, "failures": failures}))
+                pooled = failures_of(state, set_id)
+                if not pooled:
+                    continue
+                payload = {"round": r, "lane": lane.teacher, "set": state["sets"][set_id], "rank": rank,
+                           "probe": state["train"][:1]}
+                if m3.failure_sampling == "first":
+                    if f"{set_id}|r{r}|x0" not in done:
+                        sends.append(Send("explain", {**payload, "gradient": None, "failures": pooled[: m3.max_failures]}))
+                    continue
+                for g in range(m3.reasons):
+                    if (set_id, g) in asked:
+                        continue
+                    rng = Random(f"{m3.seed}:failures:{r}:{set_id}:{g}")
+                    sample = rng.sample(pooled, min(m3.max_failures, len(pooled)))
+                    sends.append(Send("explain", {**payload, "gradient": g, "failures": sample}))
         return sends or "gather"
 
     async def explain_node(payload: dict[str, Any]) -> dict[str, Any]:
-        s, r = payload["set"], payload["round"]
-        shown = render_failures(payload["failures"], m3.failure_chars)
-        prompt = render_prompt("explain", task="m3", exemplars=format_exemplars(s["exemplars"]), failures=shown)
+        s, r, g = payload["set"], payload["round"], payload["gradient"]
+        shown = prompts.failures(payload["failures"], m3.failure_chars)
         teacher = resolve_classroom(classroom).as_teacher(payload["lane"])
+        messages = prompts.explain_messages(teacher, s["exemplars"], shown, payload["probe"], m3.k)
+        n, key = (m3.reasons, f"m3:explain:r{r}") if g is None else (1, f"m3:explain:r{r}:g{g}")
         try:
-            replies: list[Reply] = await teacher.explain_failures(prompt, n=m3.reasons, key=f"m3:explain:r{r}")
+            replies: list[Reply] = await teacher.write(messages, n=n, key=key)
         except (EndpointError, BudgetExhausted):
             raise
         except Exception as exc:  # noqa: BLE001 - e.g. a prompt over the context limit: no new sets this time
             return {"log": [{"round": r, "lane": payload["lane"], "event": "explain_failed",
                              "detail": f"{s['id']}: {type(exc).__name__}: {exc}"[:300]}]}
+        base = {"round": r, "lane": payload["lane"], "set_id": s["id"], "rank": payload["rank"], "gradient": g,
+                "failures": [f["id"] for f in payload["failures"]], "failures_shown": shown}
         reasons = {}
         for i, reply in enumerate(replies):
-            rid = f"{s['id']}|r{r}|x{i}"
-            reasons[rid] = {"id": rid, "round": r, "lane": payload["lane"], "set_id": s["id"], "index": i,
-                            "rank": payload["rank"],
-                            "text": reply.text.strip(), "failures": [f["id"] for f in payload["failures"]],
-                            "failures_shown": shown}
+            for j, text in enumerate(prompts.reasons(reply.text)):
+                tag = f"g{g}x{j}" if g is not None else (f"x{i}" if j == 0 else f"x{i}_{j}")
+                short = m3.min_reason_words and len(text.split()) <= m3.min_reason_words
+                reasons[f"{s['id']}|r{r}|{tag}"] = {
+                    **base, "id": f"{s['id']}|r{r}|{tag}", "index": i, "tag": tag, "text": text,
+                    "dropped": f"{m3.min_reason_words} words or fewer" if short else None}
+        if not reasons:  # recorded, so that a resumed run does not ask again
+            rid = f"{s['id']}|r{r}|" + (f"g{g}" if g is not None else "x0")
+            reasons[rid] = {**base, "id": rid, "index": 0, "tag": rid.rsplit("|", 1)[1], "text": "",
+                            "dropped": "no reason in the reply"}
         return {"reasons": reasons}
 
     def plan_write(state: M3State) -> dict[str, Any]:
@@ -364,20 +423,25 @@ def m3_graph(
 
     def route_write(state: M3State) -> list[Send] | str:
         r = state["round"]
-        sends = [
-            Send("write", {"reason": reason, "set": state["sets"][reason["set_id"]], "choices": choices_of(state)})
-            for reason in state.get("reasons", {}).values()
-            if reason["round"] == r and _child_id(reason) not in state["sets"]
-        ]
+        per_set: dict[str, list[dict[str, Any]]] = {}
+        for reason in sorted(state.get("reasons", {}).values(), key=lambda x: x["id"]):
+            if reason["round"] == r and not reason.get("dropped"):
+                per_set.setdefault(reason["set_id"], []).append(reason)
+        sends = []
+        for set_id, reasons in per_set.items():
+            if m3.max_new_sets is not None and len(reasons) > m3.max_new_sets:
+                reasons = Random(f"{m3.seed}:expand:{r}:{set_id}").sample(reasons, m3.max_new_sets)
+            sends += [Send("write", {"reason": reason, "set": state["sets"][set_id], "choices": choices_of(state),
+                                     "probe": state["train"][:1]})
+                      for reason in reasons if _child_id(reason) not in state["sets"]]
         return sends or "gather"
 
     async def write_node(payload: dict[str, Any]) -> dict[str, Any]:
         reason, parent, choices = payload["reason"], payload["set"], payload["choices"]
-        prompt = render_prompt(
-            "write", task="m3", exemplars=format_exemplars(parent["exemplars"]), failures=reason["failures_shown"],
-            reason=reason["text"], k=m3.k, choices_hint=hint(choices),
-        )
-        written, attempts = await write_set(reason["lane"], prompt, m3.k, choices, f"write:{reason['id']}")
+        teacher = resolve_classroom(classroom).as_teacher(reason["lane"])
+        messages = prompts.write_messages(teacher, parent["exemplars"], reason["failures_shown"], reason["text"],
+                                          payload["probe"], m3.k, choices)
+        written, attempts = await write_set(reason["lane"], messages, m3.k, choices, f"write:{reason['id']}")
         record = {"id": _child_id(reason), "lane": reason["lane"], "round": reason["round"], "parent": parent["id"],
                   "reason": reason["id"], "attempts": attempts, "origin": "teacher"}
         if written is None:
@@ -471,27 +535,24 @@ def load_splits(cfg: RunConfig) -> tuple[list[Problem], list[Problem]]:
 
 
 def check_sizes(cfg: RunConfig, train: Sequence[Problem], test: Sequence[Problem]) -> None:
-    make_plan(len(train), cfg.m3)  # K larger than the training set: ConfigError
+    prompt_set(cfg.m3.prompt_set).check(train)
+    plan_for(train, cfg.m3)  # K larger than the training set: ConfigError
     if not test:
         raise ConfigError(f"task {cfg.task.name!r} has no test problems for M3's per-round metric")
 
 
+def plan_for(train: Sequence[Problem], m3: M3Config) -> Plan:
+    """:func:`make_plan` for these training problems (their labels, for a balanced initial set)."""
+    return make_plan(len(train), m3, [str(p["answer"]) for p in train] if m3.init == "balanced" else None)
+
+
+def score_id(set_id: str, round_: int, m3: M3Config) -> str:
+    """Where a set's score is kept: one score per set, or per set and round with fresh scoring samples."""
+    return f"{set_id}@r{round_}" if m3.score_sampling == "fresh" else set_id
+
+
 def _child_id(reason: dict[str, Any]) -> str:
-    return f"{reason['lane']}/r{reason['round']}/b{reason['rank']}x{reason['index']}"
-
-
-def render_failures(failures: Sequence[dict[str, Any]], chars: int) -> str:
-    """The failures block of the teacher's prompts (``prompts/m3/failure.md`` per failure)."""
-    blocks = []
-    for i, f in enumerate(failures, 1):
-        text = " ".join(f["text"].split())
-        excerpt = text if len(text) <= chars else text[:chars].rstrip() + " …"
-        blocks.append(render_prompt(
-            "failure", task="m3", index=i, student=f["student"], question=f["problem"]["question"].strip(),
-            reply=excerpt or "(empty)", given=f["answer"] if f["answer"] is not None else "(none)",
-            answer=f["problem"]["answer"],
-        ).strip())
-    return "\n\n".join(blocks)
+    return f"{reason['lane']}/r{reason['round']}/b{reason['rank']}{reason.get('tag') or 'x' + str(reason['index'])}"
 
 
 def metric_of(problems: Sequence[Problem], preds: Sequence[dict[str, Any]], m3: M3Config) -> dict[str, Any]:
@@ -520,9 +581,9 @@ def metric_of(problems: Sequence[Problem], preds: Sequence[dict[str, Any]], m3: 
     return out
 
 
-def round_row(state: M3State, lane: Lane) -> dict[str, Any]:
+def round_row(state: M3State, lane: Lane, m3: M3Config | None = None) -> dict[str, Any]:
     """One lane's summary of the current round (what tables and plots show)."""
-    r = state["round"]
+    r, m3 = state["round"], m3 or M3Config()
     sets, scores = state["sets"], state.get("scores", {})
     beam = state["beams"][lane.teacher]
     ev = state.get("evals", {}).get(f"{lane.teacher}|r{r}", {})
@@ -543,8 +604,8 @@ def round_row(state: M3State, lane: Lane) -> dict[str, Any]:
         "students": list(lane.students),
         "best_set": beam[0],
         "best_exemplars": sets[beam[0]]["exemplars"],
-        "best_score": scores.get(beam[0], {}).get("score"),
-        "beam": [{"set_id": sid, "score": scores.get(sid, {}).get("score")} for sid in beam],
+        "best_score": scores.get(score_id(beam[0], r, m3), {}).get("score"),
+        "beam": [{"set_id": sid, "score": scores.get(score_id(sid, r, m3), {}).get("score")} for sid in beam],
         "metric": ev.get("metric"),
         "test_value": ev.get("value"),
         "test_accuracy": ev.get("accuracy"),
@@ -552,7 +613,10 @@ def round_row(state: M3State, lane: Lane) -> dict[str, Any]:
         "minibatch_accuracy": per_student,
         "pooled_accuracy": sum(a["correct"] for a in ok_all) / len(ok_all) if ok_all else None,
         "failures": sum(1 for a in ok_all if not a["correct"]),
-        "reasons": sorted(k for k, v in state.get("reasons", {}).items() if v["round"] == r and v["lane"] == lane.teacher),
+        "reasons": sorted(k for k, v in state.get("reasons", {}).items()
+                          if v["round"] == r and v["lane"] == lane.teacher and not v.get("dropped")),
+        "reasons_dropped": sum(1 for v in state.get("reasons", {}).values()
+                               if v["round"] == r and v["lane"] == lane.teacher and v.get("dropped")),
         "candidates": sum(s["status"] == "candidate" for s in new),
         "duplicates": sum(s["status"] == "duplicate" for s in new),
         "kept_previous": sum(s["status"] == "kept_previous" for s in new),

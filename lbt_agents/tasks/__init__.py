@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from lbt_agents.errors import ConfigError, DataError
-from lbt_agents.tasks import gsm8k, label, math  # noqa: F401  (register the built-in tasks)
+from lbt_agents.tasks import classify, generated, gsm8k, label, math  # noqa: F401  (register the built-in tasks)
 from lbt_agents.tasks._data import resolve_data_dir
 from lbt_agents.tasks._pull import (
     DATASETS,

@@ -68,6 +68,10 @@ _FNEVAL = "https://raw.githubusercontent.com/ConsequentAI/fneval/a89e561466dac1d
 _PRM800K = "https://media.githubusercontent.com/media/openai/prm800k/main"  # a Git LFS file: the media host
 _BIGBENCH = "https://raw.githubusercontent.com/google/BIG-bench/main/bigbench/benchmark_tasks"
 
+_LMOPS = "https://raw.githubusercontent.com/microsoft/LMOps/0bdb5d71a66a44559070903c6d57604bf3d4d3d8"
+"""The LMOps commit the official LbT-M3 patch applies to (its README: ``git checkout 0bdb5d7``)."""
+_FALLACY = "https://raw.githubusercontent.com/causalNLP/logical-fallacy/2a3d09708122c0994279df034d867b80950700ea"
+
 DATASETS: dict[str, DataSet] = {
     spec.name: spec
     for spec in (
@@ -135,6 +139,32 @@ DATASETS: dict[str, DataSet] = {
                     ("logical_deduction_seven_objects", "logical_deduction/seven_objects",
                      "5e24146d600b1b2e2d8958e23851e7c958b1a7644a2540fa0de7fa3e51a68cf7", 579_048),
                 )
+            ),
+        ),
+        DataSet(
+            name="paper-m3",
+            title="LbT-M3 tasks: Liar (LMOps/ProTeGi files, 3681 train / 461 test) and Logical Fallacy "
+            "(Logic + LogicClimate CSVs)",
+            source="github microsoft/LMOps (prompt_optimization/data/liar), github causalNLP/logical-fallacy (data/)",
+            license="Liar: MIT (LMOps repo; LIAR, Wang 2017); Logical Fallacy: none stated (Jin et al. 2022)",
+            files=(
+                DataFile("liar/train.jsonl", f"{_LMOPS}/prompt_optimization/data/liar/train.jsonl",
+                         "573ac065e16609a4ab0ae72751b2d3918ec6515dbb9a3adae1f244afe54ca989", 864_567),
+                DataFile("liar/test.jsonl", f"{_LMOPS}/prompt_optimization/data/liar/test.jsonl",
+                         "c4400499e7d71cb57463e3f8d093962deb50a9e8f22fa377cad3c236eacfc8c3", 107_485),
+                DataFile("liar/LICENSE-LMOps", f"{_LMOPS}/LICENSE",
+                         "c2cfccb812fe482101a8f04597dfc5a9991a6b2748266c47ac91b6a5aae15383", 1_141),
+                *(
+                    DataFile(f"logical_fallacy/{name}.csv", f"{_FALLACY}/data/{name}.csv", sha, size)
+                    for name, sha, size in (
+                        ("edu_train", "0c6377dbf744ba85e60102eb9842cc770f385afcb2724f607e8e8a99f5d9545c", 633_843),
+                        ("edu_dev", "5c567eb12e604271d0ec10e456c5c0bedcf01bd8a2f56d84a5ca88744ece36af", 101_869),
+                        ("edu_test", "47f6b86ec6c5256e9db97844f86684dc1fdc72c593e14db230e532098f668534", 104_740),
+                        ("climate_train", "31daeb6476f3db3b864f6f3a0a40a689ebd07310636e4b943199d3b7bc50d841", 274_475),
+                        ("climate_dev", "cee102370d57d12118483bd70e4bdca9ce60de934f0668c4f037dee8ebbaf701", 96_522),
+                        ("climate_test", "16f296fb38e594f92512a8f05e6b8c526a978fafe9fce8f924faaf7ad7d3082a", 62_406),
+                    )
+                ),
             ),
         ),
     )

@@ -75,7 +75,7 @@ def test_checksum_mismatch_is_one_line(capsys, mirror: Path, tmp_path: Path) -> 
 def test_unknown_name_is_one_line(capsys, mirror: Path) -> None:
     code, _, err = _run(capsys, "data", "pull", "nope")
     assert code == 2 and err.strip() == "error: unknown data set 'nope'; known: math500, math_functional, gsm8k, " \
-                                        "bigbench, fixture (or 'all')"
+                                        "bigbench, paper-m3, fixture (or 'all')"
 
 
 def test_offline_pull_is_one_line_and_fails(tmp_path: Path) -> None:

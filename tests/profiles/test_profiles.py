@@ -69,4 +69,4 @@ def test_the_quickstart_keeps_the_default_rules() -> None:
         "default", "default", "verify", "first_seen")
     assert isinstance(layout(cfg.classroom.prompts, "math"), DefaultLayout) and not needs_prefill(cfg)
     assert type(examiner_for(cfg).grader("math")).__name__ == "MathGrader"
-    assert cfg.classroom.teacher.sampling.top_k is None and cfg.m1.pairs_per_tp == 4
+    assert cfg.classroom.teacher.sampling.top_k is None and cfg.m1.pairs_per_tp == 6
