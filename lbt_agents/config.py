@@ -268,6 +268,24 @@ class CheckpointConfig(_Model):
     url: str | None = Field(None, description="Postgres connection string (backend=postgres).")
 
 
+class ExecutorConfig(_Model):
+    """Where an M1 run's TP jobs run (each TP's teach → exams → select is one job)."""
+
+    kind: Literal["local", "ray"] = Field(
+        "local", description="'local': TP jobs in this process; 'ray': TP jobs as Ray tasks (pip install 'lbt-agents[ray]')."
+    )
+    address: str | None = Field(
+        None, description="Ray cluster address (host:port, ray://host:port or 'auto'); None starts a local Ray cluster."
+    )
+    workers: int | None = Field(
+        None, ge=1, description="CPUs of a local Ray cluster started here (None: all); ignored with an address."
+    )
+    max_tps_in_flight: int = Field(
+        4, ge=1, description="Most TP jobs running at once (each holds its TP's exams in memory until it finishes)."
+    )
+    max_retries: int = Field(3, ge=0, description="Ray: times a TP job is retried after its worker dies.")
+
+
 class ServeConfig(_Model):
     """How the embedded classroom is started when an agent's base_url is 'embedded'."""
 
@@ -347,6 +365,7 @@ class RunConfig(_Model):
     m3: M3Config = Field(default_factory=M3Config)
     cache: CacheConfig = Field(default_factory=CacheConfig)
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
+    executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
     serve: ServeConfig = Field(default_factory=ServeConfig)
     grading: GradingConfig = Field(default_factory=GradingConfig)
     sandbox: SandboxConfig = Field(default_factory=SandboxConfig)

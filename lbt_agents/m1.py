@@ -3,26 +3,35 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 
 from lbt_agents.config import RunConfig, TieBreak
 from lbt_agents.llm import UsageMeter
 from lbt_agents.progress import m1_progress
-from lbt_agents.runner import arun_graph
 from lbt_agents.runs import RunDir, save_dataset, write_atomic
+from lbt_agents.tpjobs import TABLES, ShardStore, arun_tp_jobs
 from lbt_agents.types import TeachingItem
 
 
 @dataclass(frozen=True)
 class M1Result:
+    """A finished M1 run: its folder, summary and TP ids; ``results`` reads the TPs' results from its shards."""
+
     run_dir: Path
     summary: dict[str, Any]
-    results: dict[str, Any]
+    tp_ids: list[str]
+
+    @property
+    def results(self) -> dict[str, Any]:
+        """Every TP's result, ``{tp_id: TPResult}`` (all in memory: for small runs and tests)."""
+        return {r["tp_id"]: r for r in ShardStore(self.run_dir).results(self.tp_ids)}
 
 
 def run_m1(
@@ -43,21 +52,24 @@ async def arun_m1(
     models: Mapping[str, BaseChatModel | Sequence[BaseChatModel]] | None = None,
     progress: bool = True,
 ) -> M1Result:
-    """Run M1 on ``cfg``'s task and classroom (the generic runner with M1's outputs).
+    """Run M1 on ``cfg``'s task and classroom: one TP job per TP (:mod:`lbt_agents.tpjobs`) on
+    ``cfg.executor``, each finished TP saved as a shard, the summary computed from the shards.
 
     ``models`` maps agent names to chat models (offline tests, custom
     providers); other agents talk to their configured endpoints, and
     ``base_url: embedded`` agents to an embedded vLLM classroom started here.
-    With ``resume=RUN_ID`` the run continues from its last checkpoint: exams
-    that finished are not requested again.
+    With ``resume=RUN_ID`` the run continues: finished TPs are skipped and, in the
+    others, exams that finished are not requested again.
     """
-    run = await arun_graph(
-        M1_GRAPH, cfg, resume=resume, models=models, prefix="m1",
-        progress=lambda c, inputs: m1_progress(c, inputs["items"], enabled=progress),
+    from lbt_agents.graphs.m1_scoring import from_config
+
+    run = await arun_tp_jobs(
+        from_config, cfg, stats=stats_of, inputs=m1_inputs, resume=resume, models=models, prefix="m1",
+        progress=lambda c, items: m1_progress(c, items, enabled=progress),
     )
-    items = run.inputs["items"]
-    summary = summarize(run.state, items, run.classroom.meter, run.cfg, wall_s=run.wall_s)
-    if _all_failed(run.state):  # the summary says what happened; results of nothing are not written
+    tp_ids = [it["tp"]["id"] for it in run.items]
+    summary = summary_from_stats(run.store.stats(tp_ids), run.items, run.requests, run.cfg, wall_s=run.wall_s)
+    if summary["calls"] and not summary["answered"]:  # the summary says what happened; no tables of nothing
         from lbt_agents.errors import EndpointError
 
         write_atomic(run.run_dir / "summary.json", json.dumps(summary, indent=2))
@@ -66,74 +78,120 @@ async def arun_m1(
             f"every model call of run {run.cfg.run_id!r} failed: no teacher sample or exam gave an answer "
             f"({summary['exams']} exams); are the endpoints serving chat models? see {run.run_dir / 'summary.md'}"
         )
-    write_outputs(RunDir(run.run_dir), run.state, summary)
-    return M1Result(run.run_dir, summary, run.state.get("results", {}))
+    write_outputs(RunDir(run.run_dir), run.store, tp_ids, summary)
+    return M1Result(run.run_dir, summary, tp_ids)
 
 
-def _all_failed(state: dict[str, Any]) -> bool:
-    """Every teacher sample and exam came back with no answer (empty or garbage replies)."""
-    calls = [*state.get("pairs", {}).values(), *state.get("greedy", {}).values(), *state.get("exams", {}).values()]
-    return bool(calls) and all(c.get("answer") is None for c in calls)
+def m1_inputs(cfg: RunConfig) -> dict[str, Any]:
+    """The task's teaching items, checked (unique TP ids, EPs) before any model call."""
+    from lbt_agents.exams import check_items
+    from lbt_agents.runner import default_inputs
+
+    data = default_inputs(cfg)
+    check_items(data["items"])
+    return data
 
 
 M1_GRAPH = "lbt_agents.graphs.m1_scoring:from_config"
 
 
-def _accuracy(results: Sequence[dict[str, Any]], mode: str) -> float | None:
-    got = [r["selections"][mode]["correct"] for r in results if mode in r["selections"]]
-    return sum(got) / len(got) if got else None
+def stats_of(cfg: RunConfig) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
+    """The function that turns a finished TP's result into its shard's summary record."""
+    return functools.partial(tp_stats, teacher=cfg.classroom.teacher.name, tie_break=cfg.m1.tie_break)
 
 
-def _accuracy_ci(results: Sequence[dict[str, Any]], mode: str) -> dict[str, Any]:
-    from lbt_agents.report import mean_ci
-
-    return mean_ci([float(r["selections"][mode]["correct"]) for r in results if mode in r["selections"]]).as_dict()
+def tp_stats(result: Mapping[str, Any], *, teacher: str, tie_break: TieBreak = "first_seen") -> dict[str, Any]:
+    """What a run's summary needs of one TP (counts and sums, so summaries stream over shards)."""
+    pairs = list(result["pairs"])
+    greedy = [result["greedy"]] if result.get("greedy") else []
+    exams = [e for p in pairs for e in p["exams"]]
+    tokens: dict[str, dict[str, int]] = {}
+    for name, record in [*((teacher, r) for r in pairs + greedy), *((e["student"], e) for e in exams)]:
+        t = tokens.setdefault(name, {"prompt_tokens": 0, "completion_tokens": 0, "calls": 0})
+        t["prompt_tokens"] += record["prompt_tokens"]
+        t["completion_tokens"] += record["completion_tokens"]
+        t["calls"] += 1
+    calls = pairs + greedy + exams
+    return {
+        "selections": {mode: bool(sel["correct"]) for mode, sel in result["selections"].items()},
+        "pairs": len(pairs), "pairs_correct": sum(bool(p["correct"]) for p in pairs),
+        "exams": len(exams), "exam_score": float(sum(e["score"] for e in exams)),
+        "truncated": sum(bool(r["truncated"]) for r in calls),
+        "calls": len(calls), "answered": sum(r.get("answer") is not None for r in calls),
+        "tokens": tokens, "code": code_parts(result, tie_break=tie_break),
+        # the pairs the AUROC of LbT scores counts (see lbt_agents.report.tp_auroc): (lbt, correct)
+        "scored_pairs": [(p["lbt"], bool(p["correct"])) for p in pairs
+                         if p["answer"] is not None and (p["exams"] or p.get("scored_as"))],
+    }  # fmt: skip
 
 
 def summarize(
     state: dict[str, Any], items: list[TeachingItem], meter: UsageMeter, cfg: RunConfig, *, wall_s: float
 ) -> dict[str, Any]:
-    """Accuracy per selection mode, the AUROC of LbT scores (right vs wrong pairs, with a 95% interval
-    over TPs), work done, and tokens per agent."""
-    from lbt_agents.report import tp_auroc
+    """The summary of a graph's final state (``state["results"]``); see :func:`summary_from_stats`."""
+    results = state.get("results", {})
+    stats = ({"tp_id": it["tp"]["id"], **stats_of(cfg)(results[it["tp"]["id"]])} for it in items
+             if it["tp"]["id"] in results)
+    return summary_from_stats(stats, items, meter.as_dict(), cfg, wall_s=wall_s)
 
-    results = [state["results"][it["tp"]["id"]] for it in items if it["tp"]["id"] in state.get("results", {})]
-    pairs = list(state.get("pairs", {}).values())
-    greedy = list(state.get("greedy", {}).values())
-    exams = list(state.get("exams", {}).values())
+
+def summary_from_stats(
+    stats: Iterable[Mapping[str, Any]], items: list[TeachingItem], requests: dict[str, Any], cfg: RunConfig, *,
+    wall_s: float,
+) -> dict[str, Any]:
+    """Accuracy per selection mode (with a 95% interval over TPs), the AUROC of LbT scores (right vs wrong
+    pairs, with a 95% interval over TPs), work done, and tokens per agent, from the TPs' records (one at a time)."""
+    from lbt_agents.report import auroc, mean_ci
+
+    per_tp: dict[str, list[float]] = {mode: [] for mode in cfg.m1.modes}
+    scored: list[tuple[float, bool, str]] = []
+    right = {mode: 0 for mode in cfg.m1.modes}
+    chosen = {mode: 0 for mode in cfg.m1.modes}
+    totals = {"tps": 0, "pairs": 0, "pairs_correct": 0, "exams": 0, "exam_score": 0.0, "truncated": 0, "calls": 0,
+              "answered": 0}
     tokens: dict[str, dict[str, int]] = {}
-
-    def add(name: str, record: dict[str, Any]) -> None:
-        t = tokens.setdefault(name, {"prompt_tokens": 0, "completion_tokens": 0, "calls": 0})
-        t["prompt_tokens"] += record["prompt_tokens"]
-        t["completion_tokens"] += record["completion_tokens"]
-        t["calls"] += 1
-
-    for record in pairs + greedy:
-        add(cfg.classroom.teacher.name, record)
-    for record in exams:
-        add(record["student"], record)
+    code: dict[str, list[float]] = {k: [] for k in CODE_COLUMNS}
+    for record in stats:
+        totals["tps"] += 1
+        for key in totals.keys() - {"tps"}:
+            totals[key] += record[key]
+        for mode, correct in record["selections"].items():
+            if mode in right:
+                chosen[mode] += 1
+                right[mode] += correct
+                per_tp[mode].append(float(correct))
+        scored += [(lbt, correct, record["tp_id"]) for lbt, correct in record.get("scored_pairs", [])]
+        for name, t in record["tokens"].items():
+            into = tokens.setdefault(name, {"prompt_tokens": 0, "completion_tokens": 0, "calls": 0})
+            for key in into:
+                into[key] += t[key]
+        for key, value in (record.get("code") or {}).items():
+            if value is not None:
+                code[key].append(value)
     return {
         "run_id": cfg.run_id,
         "task": cfg.task.name,
         "teacher": cfg.classroom.teacher.model,
         "students": [s.model for s in cfg.classroom.students],
-        "tps": len(results),
+        "tps": totals["tps"],
         "pairs_per_tp": cfg.m1.pairs_per_tp,
         "eps_per_tp": len(items[0]["eps"]) if items else 0,
-        "accuracy": {mode: _accuracy(results, mode) for mode in cfg.m1.modes},
-        "accuracy_ci": {mode: _accuracy_ci(results, mode) for mode in cfg.m1.modes},
-        "auroc": tp_auroc({r["tp_id"]: r for r in results}),
-        "teacher_pair_accuracy": sum(p["correct"] for p in pairs) / len(pairs) if pairs else None,
-        "exams": len(exams),
-        "student_accuracy": sum(e["score"] for e in exams) / len(exams) if exams else None,
-        "truncated_replies": sum(r["truncated"] for r in pairs + greedy + exams),
+        "accuracy": {mode: right[mode] / chosen[mode] if chosen[mode] else None for mode in cfg.m1.modes},
+        "accuracy_ci": {mode: mean_ci(per_tp[mode]).as_dict() for mode in cfg.m1.modes},
+        "auroc": auroc(*zip(*scored)) if scored else {"value": None, "low": None, "high": None, "right": 0,
+                                                      "wrong": 0, "tps": 0},
+        "teacher_pair_accuracy": totals["pairs_correct"] / totals["pairs"] if totals["pairs"] else None,
+        "exams": totals["exams"],
+        "student_accuracy": totals["exam_score"] / totals["exams"] if totals["exams"] else None,
+        "truncated_replies": totals["truncated"],
+        "calls": totals["calls"],
+        "answered": totals["answered"],
         "tokens": tokens,
-        "requests": meter.as_dict(),
+        "requests": requests,
         "wall_s": round(wall_s, 1),
         "adaptive": cfg.m1.adaptive.enabled,
         "sandbox": _sandbox_record(),
-        **({"code": code_table(results, tie_break=cfg.m1.tie_break)} if items and items[0]["tp"]["kind"] == "code" else {}),
+        **({"code": _code_table(code)} if items and items[0]["tp"]["kind"] == "code" else {}),
     }
 
 
@@ -144,12 +202,14 @@ def _sandbox_record() -> dict[str, Any]:
     return {"isolation": list(used), "unconfined": "bare" in used}
 
 
-def code_table(results: Sequence[dict[str, Any]], *, tie_break: TieBreak = "first_seen") -> dict[str, float | None]:
-    """The paper's Tab. 3 columns, averaged over TPs: hidden-test pass rate
-    (S-score) of the average pair, of M1-MAX's pair, and of both among pairs
-    that pass the visible tests (V=1).  M1-MAX's pair is the run's own MAX
-    selection; among the V=1 pairs it is chosen by the same rule (ties go to
-    the program more pairs wrote, i.e. votes, then ``tie_break``), never by pair index."""
+CODE_COLUMNS = ("avg", "m1_max", "avg_v1", "m1_max_v1")
+
+
+def code_parts(result: Mapping[str, Any], *, tie_break: TieBreak = "first_seen") -> dict[str, float | None]:
+    """One TP's share of the paper's Tab. 3 columns: the hidden-test pass rate (S-score) of its
+    average pair, of M1-MAX's pair, and of both among pairs that pass the visible tests (V=1).
+    M1-MAX's pair is the run's own MAX selection; among the V=1 pairs it is chosen by the same rule
+    (ties go to the program more pairs wrote, i.e. votes, then ``tie_break``), never by pair index."""
     from lbt_agents.grading.code import CodeGrader
     from lbt_agents.scoring import Candidate, select
 
@@ -163,43 +223,42 @@ def code_table(results: Sequence[dict[str, Any]], *, tie_break: TieBreak = "firs
         index = select("max", cands, equivalent, tie_break=tie_break).index
         return next((p["hidden_score"] for p in pairs if p["index"] == index), 0.0)
 
-    avg, chosen, avg_v1, chosen_v1 = [], [], [], []
-    for r in results:
-        pairs = [p for p in r["pairs"] if p.get("hidden_score") is not None]
-        v1 = [p for p in pairs if p["correct"]]
-        if pairs:
-            avg.append(mean([p["hidden_score"] for p in pairs]))
-            index = r.get("selections", {}).get("max", {}).get("pair_index")
-            by_index = {p["index"]: p["hidden_score"] for p in pairs}
-            chosen.append(by_index[index] if index in by_index else m1_max(pairs))
-        if v1:
-            avg_v1.append(mean([p["hidden_score"] for p in v1]))
-            chosen_v1.append(m1_max(v1))
-    return {"avg": mean(avg), "m1_max": mean(chosen), "avg_v1": mean(avg_v1), "m1_max_v1": mean(chosen_v1),
-            "tps_with_v1": len(avg_v1)}
+    pairs = [p for p in result["pairs"] if p.get("hidden_score") is not None]
+    v1 = [p for p in pairs if p["correct"]]
+    out: dict[str, float | None] = dict.fromkeys(CODE_COLUMNS)
+    if pairs:
+        out["avg"] = mean([p["hidden_score"] for p in pairs])
+        index = (result.get("selections") or {}).get("max", {}).get("pair_index")
+        by_index = {p["index"]: p["hidden_score"] for p in pairs}
+        out["m1_max"] = by_index[index] if index in by_index else m1_max(pairs)
+    if v1:
+        out["avg_v1"], out["m1_max_v1"] = mean([p["hidden_score"] for p in v1]), m1_max(v1)
+    return out
 
 
-def _dataset_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
-    rows = []
-    for result in results.values():
-        row = json.loads(json.dumps(result))  # plain types only
-        for pair in row["pairs"]:
-            pair["per_student"] = [{"student": k, "score": v} for k, v in pair["per_student"].items()]
-            for exam in pair["exams"]:
-                exam.setdefault("hidden_score", None)
-                exam.setdefault("detail", None)
-        row["selections"] = [{"mode": k, **v} for k, v in row["selections"].items()]
-        rows.append(row)
-    return rows
+def code_table(results: Iterable[Mapping[str, Any]], *, tie_break: TieBreak = "first_seen") -> dict[str, Any]:
+    """The paper's Tab. 3 columns averaged over TPs (see :func:`code_parts`)."""
+    columns: dict[str, list[float]] = {k: [] for k in CODE_COLUMNS}
+    for result in results:
+        for key, value in code_parts(result, tie_break=tie_break).items():
+            if value is not None:
+                columns[key].append(value)
+    return _code_table(columns)
 
 
-def write_outputs(run: RunDir, state: dict[str, Any], summary: dict[str, Any]) -> None:
-    from lbt_agents.tables import write_tables
+def _code_table(columns: Mapping[str, list[float]]) -> dict[str, Any]:
+    out: dict[str, Any] = {k: sum(v) / len(v) if v else None for k, v in columns.items()}
+    return {**out, "tps_with_v1": len(columns["avg_v1"])}
 
-    results = state.get("results", {})
-    if results:
-        save_dataset(_dataset_rows(results), run.path / "results")
-        write_tables(run.path, results, summary["run_id"] or run.run_id)
+
+def write_outputs(run: RunDir, store: ShardStore, tp_ids: Sequence[str], summary: dict[str, Any]) -> None:
+    """The run's tables (``tps/``, ``pairs/``, ``exams/``: its shards concatenated, in TP order) and summary."""
+    from lbt_agents.tables import features
+
+    for name in TABLES:
+        table = store.table(name, tp_ids)
+        if table is not None:
+            save_dataset(table, run.path / name, features=features(name))
     write_atomic(run.path / "summary.json", json.dumps(summary, indent=2))
     write_atomic(run.path / "summary.md", summary_table(summary))
 

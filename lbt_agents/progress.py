@@ -98,11 +98,13 @@ class GraphProgress:
             self._line(force=True)
 
     def update(self, updates: dict[str, Any]) -> None:
-        for node in updates:
-            if node == "teach":
-                self.taught += 1
-            elif node == "exam":
-                self.examined += 1
+        taught = sum(node == "teach" for node in updates)
+        self.advance(tps=taught, exams=sum(node == "exam" for node in updates))
+
+    def advance(self, *, tps: int = 0, exams: int = 0) -> None:
+        """Count ``tps`` taught TPs and ``exams`` exams (finished TPs of a resumed run, Ray jobs)."""
+        self.taught += tps
+        self.examined += exams
         if self.live:
             self._progress.update(self._teach, completed=self.taught)
             self._progress.update(self._exam, completed=self.examined)

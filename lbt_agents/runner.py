@@ -19,7 +19,7 @@ import contextlib
 import importlib
 import json
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,16 @@ from lbt_agents.budget import Budget, BudgetExhausted, Spent, UsageFile, stop_me
 from lbt_agents.classroom import Classroom
 from lbt_agents.config import RunConfig
 from lbt_agents.errors import ConfigError
-from lbt_agents.runs import Stopwatch, call_cache, checkpointer, embedded_endpoints, open_run, write_atomic
+from lbt_agents.runs import (
+    RunDir,
+    Stopwatch,
+    call_cache,
+    check_checkpointer,
+    checkpointer,
+    embedded_endpoints,
+    open_run,
+    write_atomic,
+)
 
 # When a run stops (a budget, a failed task, Ctrl-C) LangGraph drops the step's tasks that never started;
 # Python then warns about each one's coroutine.  Nothing was lost (they run on resume), so no warning.
@@ -115,6 +124,69 @@ def run_graph(builder: str | Builder, cfg: RunConfig, **kwargs: Any) -> GraphRun
     return asyncio.run(arun_graph(builder, cfg, **kwargs))
 
 
+@dataclass
+class Session:
+    """An open run: its folder, live config (embedded endpoints resolved), inputs and classroom."""
+
+    cfg: RunConfig
+    run: RunDir
+    data: dict[str, Any]
+    classroom: Classroom
+    resumed: bool
+    clock: Stopwatch
+    budget: Budget
+    usage: UsageFile
+
+
+@contextlib.asynccontextmanager
+async def open_session(
+    cfg: RunConfig,
+    *,
+    load: Inputs,
+    resume: str | None = None,
+    models: Mapping[str, BaseChatModel | Sequence[BaseChatModel]] | None = None,
+    prefix: str = "run",
+    preflight: Callable[[RunConfig], Any] | None = None,
+) -> AsyncIterator[Session]:
+    """A run's folder (locked), data, embedded servers, endpoint check, call cache and classroom,
+    all closed on exit.  ``preflight(cfg)`` (and the checkpointer's own check) runs before any
+    server starts or any model is asked."""
+    from lbt_agents.sandbox import set_default_isolation
+
+    clock = Stopwatch()
+    set_default_isolation(cfg.sandbox.isolation)  # a code task checks its sandbox when it loads
+    with contextlib.ExitStack() as held:  # the run's lock (runs.lock_run): one process per run directory
+        if resume is None:
+            data = load(cfg)  # bad data or sizes fail before anything is written
+            cfg, run = held.enter_context(open_run(cfg, prefix=prefix))
+        else:
+            cfg, run = held.enter_context(open_run(cfg, resume=resume, prefix=prefix))
+            data = load(cfg)
+        await check_checkpointer(cfg.checkpoint)
+        if preflight is not None:
+            preflight(cfg)
+        with embedded_endpoints(cfg, run.logs) if not models else contextlib.nullcontext(cfg) as live:
+            if not models:
+                from lbt_agents.llm import check_endpoints, check_prefill
+
+                await check_endpoints(live.classroom.agents())
+                if needs_prefill(live):
+                    await check_prefill(live.classroom.agents())
+            cache = call_cache(live, run)
+            budget = Budget(live.budget.max_requests, live.budget.max_tokens, Spent.load(run.path))
+            usage = UsageFile(budget, run.path)
+            classroom = None
+            try:
+                classroom = Classroom.from_config(live, models=models, cache=cache, budget=budget)
+                yield Session(live, run, data, classroom, resume is not None, clock, budget, usage)
+            finally:
+                usage.save()  # finished or not: what was spent counts on resume
+                if classroom is not None:  # failed or not: this loop's HTTP connections close
+                    await classroom.aclose()
+                if cache is not None:
+                    cache.close()
+
+
 async def arun_graph(
     builder: str | Builder,
     cfg: RunConfig,
@@ -136,65 +208,41 @@ async def arun_graph(
     ``progress(cfg, inputs)`` makes a display (a context manager with
     ``update(updates)``); it and ``on_update`` see every node's update as it lands.
     """
-    from lbt_agents.sandbox import set_default_isolation
-
     build, module = resolve_builder(builder)
     load = inputs or getattr(module, "inputs", None) or default_inputs
-    clock = Stopwatch()
-    set_default_isolation(cfg.sandbox.isolation)  # a code task checks its sandbox when it loads
-    with contextlib.ExitStack() as held:  # the run's lock (runs.lock_run): one process per run directory
-        if resume is None:
-            data = load(cfg)  # bad data or sizes fail before anything is written
-            cfg, run = held.enter_context(open_run(cfg, prefix=prefix))
-        else:
-            cfg, run = held.enter_context(open_run(cfg, resume=resume, prefix=prefix))
-            data = load(cfg)
-        graph = build(cfg)
-        tracker = progress(cfg, data) if progress is not None else None
-        with embedded_endpoints(cfg, run.logs) if not models else contextlib.nullcontext(cfg) as live:
-            if not models:
-                from lbt_agents.llm import check_endpoints, check_prefill
-
-                await check_endpoints(live.classroom.agents())
-                if needs_prefill(live):
-                    await check_prefill(live.classroom.agents())
-            cache = call_cache(live, run)
-            budget = Budget(live.budget.max_requests, live.budget.max_tokens, Spent.load(run.path))
-            usage = UsageFile(budget, run.path)
-            classroom = None
+    async with open_session(cfg, load=load, resume=resume, models=models, prefix=prefix) as session:
+        live, run, data, budget = session.cfg, session.run, session.data, session.budget
+        graph = build(live)
+        tracker = progress(live, data) if progress is not None else None
+        if tracker is not None and hasattr(tracker, "watch"):
+            tracker.watch(budget)  # requests against the plan: the ETA
+        async with checkpointer(live.checkpoint, run) as saver:
+            runnable = graph.copy(update={"checkpointer": saver}) if saver is not None else graph
+            config = {"configurable": {"thread_id": run.run_id}, "max_concurrency": live.max_concurrency,
+                      "recursion_limit": recursion_limit}
+            started = saver is not None and bool((await runnable.aget_state(config)).values)
+            hook = (lambda update: on_update(update, run.path)) if on_update is not None else None
             try:
-                classroom = Classroom.from_config(live, models=models, cache=cache, budget=budget)
-                if tracker is not None and hasattr(tracker, "watch"):
-                    tracker.watch(budget)  # requests against the plan: the ETA
-                async with checkpointer(live.checkpoint, run) as saver:
-                    runnable = graph.copy(update={"checkpointer": saver}) if saver is not None else graph
-                    config = {"configurable": {"thread_id": run.run_id}, "max_concurrency": live.max_concurrency,
-                              "recursion_limit": recursion_limit}
-                    started = saver is not None and bool((await runnable.aget_state(config)).values)
-                    hook = (lambda update: on_update(update, run.path)) if on_update is not None else None
-                    try:
-                        final = await _drive(runnable, None if (resume and started) else data, config, classroom,
-                                             tracker, hook, usage.save_soon)
-                    except BudgetExhausted:
-                        finished = await _finished_tasks(runnable, config) if saver is not None else {}
-                        usage.save()
-                        write_stop_summary(run.path, getattr(graph, "name", None), budget, classroom.meter.as_dict(),
-                                           finished, clock.seconds)
-                        raise BudgetExhausted(stop_message(run.run_id, budget)) from None
-                    if saver is not None:
-                        final = (await runnable.aget_state(config)).values
-            finally:
-                usage.save()  # finished or not: what was spent counts on resume
-                if classroom is not None:  # failed or not: this loop's HTTP connections close
-                    await classroom.aclose()
-                if cache is not None:
-                    cache.close()
-    return GraphRun(run.path, cfg, graph, dict(final), classroom, data, clock.seconds)
+                with tracker if tracker is not None else contextlib.nullcontext():
+                    final = await drive(runnable, None if (resume and started) else data, config, session.classroom,
+                                        tracker.update if tracker is not None else None, hook, session.usage.save_soon)
+            except BudgetExhausted:
+                finished = await finished_tasks(runnable, config) if saver is not None else {}
+                session.usage.save()
+                write_stop_summary(run.path, getattr(graph, "name", None), budget, session.classroom.meter.as_dict(),
+                                   finished, session.clock.seconds)
+                raise BudgetExhausted(stop_message(run.run_id, budget)) from None
+            if saver is not None:
+                final = (await runnable.aget_state(config)).values
+    return GraphRun(run.path, live, graph, dict(final), session.classroom, data, session.clock.seconds)
 
 
-async def _drive(graph: Any, inputs: Any, config: dict[str, Any], classroom: Classroom, tracker: Any,
-                 on_update: Callable[[dict[str, Any]], None] | None,
-                 each_update: Callable[[], None] = lambda: None) -> dict[str, Any]:
+async def drive(graph: Any, inputs: Any, config: dict[str, Any], classroom: Classroom,
+                on_updates: Callable[[dict[str, Any]], None] | None = None,
+                on_update: Callable[[dict[str, Any]], None] | None = None,
+                each_update: Callable[[], None] = lambda: None) -> dict[str, Any]:
+    """Stream ``graph`` to its end and return its final values; ``on_updates`` sees every node update
+    (subgraphs included), ``on_update`` the top-level ones, ``each_update()`` is called on every chunk."""
     # durability="sync": a step's checkpoint is saved before the next step starts, so the writes of the
     # next step's finished tasks (saved as each finishes, see runs.checkpointer) always hang on a saved
     # checkpoint.  aclosing: whatever stops the loop (a failed task, a failing hook, Ctrl-C), the graph's
@@ -203,21 +251,20 @@ async def _drive(graph: Any, inputs: Any, config: dict[str, Any], classroom: Cla
     durable = {"durability": "sync"} if getattr(graph, "checkpointer", None) else {}
     stream = graph.astream(inputs, config, context=classroom, stream_mode=["updates", "values"], subgraphs=True,
                            **durable)
-    with tracker if tracker is not None else contextlib.nullcontext():
-        async with contextlib.aclosing(stream):
-            async for namespace, mode, data in stream:
-                each_update()
-                if mode == "updates":
-                    if tracker is not None:
-                        tracker.update(data)
-                    if on_update is not None and not namespace:
-                        on_update(data)
-                elif mode == "values" and not namespace:
-                    final = data
+    async with contextlib.aclosing(stream):
+        async for namespace, mode, data in stream:
+            each_update()
+            if mode == "updates":
+                if on_updates is not None:
+                    on_updates(data)
+                if on_update is not None and not namespace:
+                    on_update(data)
+            elif mode == "values" and not namespace:
+                final = data
     return final
 
 
-async def _finished_tasks(graph: Any, config: dict[str, Any]) -> dict[str, int]:
+async def finished_tasks(graph: Any, config: dict[str, Any]) -> dict[str, int]:
     """Finished tasks of the step that stopped, by node (their writes are saved: resume skips them)."""
     snapshot = await graph.aget_state(config)
     done: dict[str, int] = {}

@@ -147,6 +147,7 @@ RESUME_MAY_CHANGE = (
     r"budget(\..+)?",
     r"serve(\..+)?",
     r"checkpoint\.url",
+    r"executor(\..+)?",
     r"output_dir",
 )
 """Config fields (dotted paths, as regular expressions) a resumed run may change: where and how
@@ -234,6 +235,31 @@ def with_base_urls(cfg: RunConfig, urls: dict[str, str]) -> RunConfig:
         }
     )
     return cfg.model_copy(update={"classroom": classroom})
+
+
+async def check_checkpointer(cfg: CheckpointConfig) -> None:
+    """A Postgres checkpointer is reachable (and its tables made), or one ConfigError line."""
+    if cfg.backend != "postgres":
+        return
+    if not cfg.url:
+        raise ConfigError("checkpoint.backend=postgres needs checkpoint.url (a Postgres connection string)")
+    try:
+        import psycopg
+        from psycopg.rows import dict_row
+        from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+    except ImportError:
+        raise ConfigError("the Postgres checkpointer needs: pip install 'lbt-agents[postgres]'") from None
+    import re
+
+    shown = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", cfg.url)
+    try:
+        conn = await psycopg.AsyncConnection.connect(cfg.url, connect_timeout=5, autocommit=True, prepare_threshold=0,
+                                                     row_factory=dict_row)
+    except (psycopg.Error, ValueError) as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise ConfigError(f"cannot reach the Postgres checkpointer at {shown}: {reason}") from None
+    async with conn:
+        await AsyncPostgresSaver(conn).setup()  # once here, so workers starting together never race on it
 
 
 @contextlib.asynccontextmanager
@@ -377,16 +403,19 @@ def call_cache(cfg: RunConfig, run: RunDir) -> CallCache | None:
     return CallCache(cfg.cache.path or run.default_cache())
 
 
-def save_dataset(rows: Sequence[dict[str, Any]], path: Path, features: Any = None) -> None:
-    """Save rows as an HF ``datasets`` dataset (with ``features`` when given, so runs concatenate),
-    atomically; a folder lbt did not write is never replaced."""
+def save_dataset(rows: Any, path: Path, features: Any = None) -> None:
+    """Save rows (or a ``datasets.Dataset``) as an HF dataset (with ``features`` when given, so runs
+    concatenate), atomically; a folder lbt did not write is never replaced."""
     from datasets import Dataset
     from datasets.utils.logging import disable_progress_bar
 
     from lbt_agents.training._atomic import atomic_dir, saved_dataset_folder
 
     disable_progress_bar()  # the run's own progress display is enough
-    dataset = Dataset.from_list(list(rows), features=features)
+    if isinstance(rows, Dataset):
+        dataset = rows if features is None or rows.features == features else rows.cast(features)
+    else:
+        dataset = Dataset.from_list(list(rows), features=features)
     with atomic_dir(path, kind="dataset", legacy=saved_dataset_folder) as tmp:
         dataset.save_to_disk(str(tmp))
 

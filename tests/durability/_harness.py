@@ -67,10 +67,31 @@ def results(out: Path) -> dict[str, Any]:
     return json.loads((out / "results.json").read_text())
 
 
-def saved(out: Path, channel: str) -> dict[str, Any]:
-    """What a resume of the run gets back for a merged channel (``exams``, ``pairs``): the latest
-    checkpoint's value and its finished tasks' pending writes."""
-    db = out / "t" / "checkpoints.sqlite"
+def saved(out: Path, channel: str, thread: str | None = None) -> dict[str, Any]:
+    """What a resume of the run gets back for a merged channel (``exams``, ``pairs``): each TP's
+    shard when the TP finished, else its thread's latest checkpoint value and finished tasks' writes
+    (with ``thread``: that one thread's, a run of the generic runner)."""
+    from lbt_agents.tpjobs import ShardStore, thread_id
+
+    from tests.durability._m1_child import ITEMS, RUN_ID
+
+    if thread is not None:
+        return _thread_values(out / RUN_ID / "checkpoints.sqlite", thread, channel)
+    values: dict[str, Any] = {}
+    store = ShardStore(out / RUN_ID)
+    for item in ITEMS:
+        tp_id = item["tp"]["id"]
+        for result in store.results([tp_id]):
+            for pair in result["pairs"]:
+                if channel == "pairs":
+                    values[pair["id"]] = pair
+                values.update({e["id"]: e for e in pair["exams"]} if channel == "exams" else {})
+        if not store.finished(tp_id):
+            values.update(_thread_values(out / RUN_ID / "checkpoints.sqlite", thread_id(RUN_ID, tp_id), channel))
+    return values
+
+
+def _thread_values(db: Path, thread: str, channel: str) -> dict[str, Any]:
     if not db.exists():
         return {}
     from langgraph.checkpoint.sqlite import SqliteSaver
@@ -80,7 +101,7 @@ def saved(out: Path, channel: str) -> dict[str, Any]:
         saver = SqliteSaver(conn)
         saver.is_setup = True  # read only: never create tables under a running writer
         try:
-            found = saver.get_tuple({"configurable": {"thread_id": "t", "checkpoint_ns": ""}})
+            found = saver.get_tuple({"configurable": {"thread_id": thread, "checkpoint_ns": ""}})
         except sqlite3.OperationalError:  # the child has not created the tables yet
             return {}
     finally:
@@ -94,10 +115,10 @@ def saved(out: Path, channel: str) -> dict[str, Any]:
     return values
 
 
-def saved_exam_keys(out: Path) -> set[str]:
-    """The request keys of the exams the checkpoint holds (a student reply starts with ``[key]``)."""
+def saved_exam_keys(out: Path, thread: str | None = None) -> set[str]:
+    """The request keys of the exams the run has saved (a student reply starts with ``[key]``)."""
     keys = set()
-    for record in saved(out, "exams").values():
+    for record in saved(out, "exams", thread).values():
         found = re.match(r"\[(\w+)\]", record["text"])
         assert found, record
         keys.add(found.group(1))

@@ -51,6 +51,7 @@ def _numbers(text: str) -> tuple[int, int]:
 def run_config(out: Path, max_concurrency: int = 4) -> RunConfig:
     return RunConfig(
         run_id=RUN_ID, output_dir=out, task={"name": "gsm8k", "limit": TPS}, max_concurrency=max_concurrency,
+        executor={"max_tps_in_flight": min(TPS, max_concurrency)},  # one request at a time: one TP at a time
         cache={"enabled": False}, m1=M1Config(pairs_per_tp=PAIRS),
         classroom=ClassroomConfig(
             teacher=AgentConfig(name="teacher", role="teacher", sampling=Sampling(temperature=0.8, n=PAIRS, seed=0)),

@@ -108,7 +108,7 @@ async def test_failure_then_resume_in_the_same_process(
 async def test_a_failing_hook_stops_the_graph_before_the_error_surfaces(
     tmp_path: Path, reference: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from lbt_agents.m1 import M1_GRAPH, arun_m1
+    from lbt_agents.m1 import M1_GRAPH
     from lbt_agents.runner import arun_graph
 
     monkeypatch.setattr("lbt_agents.tasks.load_task", lambda cfg: child.ITEMS)
@@ -128,10 +128,9 @@ async def test_a_failing_hook_stops_the_graph_before_the_error_surfaces(
     await asyncio.sleep(0.2)
     assert len(h.events(tmp_path, "asked")) == asked
     assert _db_is_free(tmp_path)
-    finished = h.saved_exam_keys(tmp_path)
+    finished = h.saved_exam_keys(tmp_path, thread=child.RUN_ID)  # the generic runner: one thread per run
     assert len(finished) >= 5
 
-    result = await arun_m1(cfg, resume=child.RUN_ID, models=child.Scripts(tmp_path / "requests.log").models(),
-                           progress=False)
+    result = await arun_graph(M1_GRAPH, cfg, resume=child.RUN_ID, models=child.Scripts(tmp_path / "requests.log").models())
     assert not finished & set(h.events(tmp_path, "asked")[asked:])
-    assert json.loads(json.dumps(result.results, sort_keys=True)) == reference
+    assert json.loads(json.dumps(result.state["results"], sort_keys=True)) == reference

@@ -203,7 +203,7 @@ async def test_resume_never_repeats_finished_exams(tmp_path: Path, monkeypatch: 
     assert len(set(answered)) == len(answered)
     assert healthy["teacher"][0].calls == []  # teaching finished before the crash
     assert result.summary["exams"] == 24
-    assert (result.run_dir / "results" / "dataset_info.json").is_file()
+    assert (result.run_dir / "exams" / "dataset_info.json").is_file()  # the shards, concatenated
     assert result.summary["accuracy"]["max"] == 1.0
 
 
