@@ -31,6 +31,10 @@ from lbt_agents.tpjobs._shards import TABLES, ShardStore, shard_key
 from lbt_agents.types import TeachingItem
 
 
+EXAM_NODE = "exam"
+"""The graph node of one exam: a finished TP's shard record counts its ``exams`` under it."""
+
+
 @dataclass(frozen=True)
 class TPJobsRun:
     """A finished set of TP jobs: the run's folder, live config, items, shards and usage."""
@@ -112,7 +116,7 @@ async def arun_tp_jobs(
                                         on_updates=tracker.update if tracker is not None else None, counter=counter,
                                         each_update=session.usage.save_soon)
                     except BudgetExhausted:
-                        await _stopped_at_budget(session, runnable if saver is not None else None, todo, store,
+                        await _stopped_at_budget(session, runnable if saver is not None else None, items, store,
                                                  getattr(graph, "name", None))
                 meters = [session.classroom.meter.as_dict()]
     return TPJobsRun(run.path, live, items, store, merge_meters(meters), session.clock.seconds, counter.peak,
@@ -121,15 +125,25 @@ async def arun_tp_jobs(
 
 async def _stopped_at_budget(session: Any, graph: Any, items: Sequence[TeachingItem], store: ShardStore,
                              name: str | None) -> None:
-    """The stop summary of a run that reached its budget (the finished tasks of its live TP threads), then
-    the one-line BudgetExhausted."""
+    """The stop summary of a run that reached its budget, then the one-line BudgetExhausted.
+
+    Its ``finished_in_last_step`` is the finished work a resume skips, over all the run's TPs: in a live
+    TP thread, the finished tasks of the step it stopped at; a finished TP (its shard, written in this
+    session or an earlier one) counts its exams, all finished.  Which TP reaches its end before the
+    budget does is down to scheduling (the admitted exams may all be one TP's), so counting only the
+    live threads would report a different number for the same saved work."""
     from lbt_agents.budget import BudgetExhausted, stop_message, write_stop_summary
     from lbt_agents.runner import finished_tasks
 
     finished: dict[str, int] = {}
+    shards = [it["tp"]["id"] for it in items if store.finished(it["tp"]["id"])]
+    done = set(shards)
+    for record in store.stats(shards):
+        if record.get("exams"):
+            finished[EXAM_NODE] = finished.get(EXAM_NODE, 0) + int(record["exams"])
     for item in items if graph is not None else ():
         tp_id = item["tp"]["id"]
-        if store.finished(tp_id):
+        if tp_id in done:
             continue
         config = {"configurable": {"thread_id": thread_id(str(session.cfg.run_id), tp_id)}}
         for node, count in (await finished_tasks(graph, config)).items():
