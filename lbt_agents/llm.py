@@ -567,7 +567,8 @@ def _with_usage(text: str, finish_reason: str | None, message: BaseMessage) -> R
 
 async def _generated_replies(model: BaseChatModel, messages: list[BaseMessage], kwargs: dict[str, Any]) -> list[Reply]:
     """The ``n`` choices of one request, through ``agenerate`` (with the run's callbacks, as ``ainvoke``
-    would); the request's completion tokens are shared out evenly (the API reports only their sum)."""
+    would); the request's prompt tokens go to the first choice (the prompt was sent once) and its
+    completion tokens are shared out evenly (the API reports only their sum)."""
     from langchain_core.runnables.config import ensure_config
 
     config = ensure_config()
@@ -584,7 +585,7 @@ async def _generated_replies(model: BaseChatModel, messages: list[BaseMessage], 
         Reply(
             text=g.text,
             finish_reason=g.message.response_metadata.get("finish_reason"),  # type: ignore[attr-defined]
-            prompt_tokens=first.prompt_tokens,
+            prompt_tokens=first.prompt_tokens if i == 0 else 0,
             completion_tokens=share + (i < extra),
         )
         for i, g in enumerate(generations)

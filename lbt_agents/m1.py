@@ -65,7 +65,7 @@ async def arun_m1(
 
     run = await arun_tp_jobs(
         from_config, cfg, stats=stats_of, inputs=m1_inputs, resume=resume, models=models, prefix="m1",
-        progress=lambda c, items: m1_progress(c, items, enabled=progress),
+        progress=lambda c, items: m1_progress(c, items, enabled=progress, per_sample=bool(models)),
     )
     tp_ids = [it["tp"]["id"] for it in run.items]
     summary = summary_from_stats(run.store.stats(tp_ids), run.items, run.requests, run.cfg, wall_s=run.wall_s)

@@ -48,7 +48,7 @@ async def arun_m2_prefs(
 
     run = await arun_graph(
         M2_GRAPH, cfg, resume=resume, models=models, prefix="m2",
-        progress=lambda c, inputs: m1_progress(c, inputs["items"], enabled=progress, greedy=False),
+        progress=lambda c, inputs: m1_progress(c, inputs["items"], enabled=progress, greedy=False, per_sample=bool(models)),
     )
     final, items = run.state, run.inputs["items"]
     rows = final.get("preferences", {})

@@ -127,14 +127,16 @@ def _first_students(cfg: RunConfig) -> list[AgentConfig]:
     return [agents[n] for n in graph.successors(cfg.classroom.teacher.name)]
 
 
-def m1_requests(cfg: RunConfig, items: Sequence[TeachingItem], *, greedy: bool | None = None) -> int:
-    """M1's planned requests (teaching and every exam), without the token estimate."""
+def m1_requests(cfg: RunConfig, items: Sequence[TeachingItem], *, greedy: bool | None = None,
+                per_sample: bool = False) -> int:
+    """M1's planned requests (teaching and every exam), without the token estimate; ``per_sample``: the
+    teacher's samples go one request each (chat models given with ``models=``), else one request with n."""
     greedy = cfg.m1.greedy_baseline if greedy is None else greedy
     students = len(_first_students(cfg))
     total = 0
     for item in items:
         pairs = len(item["rationales"]) if "rationales" in item else cfg.m1.pairs_per_tp
-        total += 0 if "rationales" in item else pairs + greedy
+        total += 0 if "rationales" in item else (pairs if per_sample else 1) + greedy
         total += pairs * len(item.get("eps") or []) * cfg.m1.reps_per_ep * students  # bad items: intake says why
     return total
 
@@ -146,13 +148,13 @@ def plan_m1(cfg: RunConfig, items: Sequence[TeachingItem], *, greedy: bool | Non
 
     greedy = cfg.m1.greedy_baseline if greedy is None else greedy
     task, tcfg = cfg.task.name, cfg.classroom.teacher
-    teacher = Teacher(_offline(tcfg), task=task)
-    students = [Student(_offline(s), task=task) for s in _first_students(cfg)]
+    prompts = cfg.classroom.prompts
+    teacher = Teacher(_offline(tcfg), task=task, prompts=prompts)
+    students = [Student(_offline(s), task=task, prompts=prompts) for s in _first_students(cfg)]
     eps = len(items[0]["eps"]) if items else 0
     plan = Plan(graph, f"{len(items)} TPs × {cfg.m1.pairs_per_tp} TR-TA pairs × {eps} EPs × "
                        f"{cfg.m1.reps_per_ep} reps × {len(students)} students")
-    notes = ["TR-TA pairs without an answer take no exams",
-             "an OpenAI-compatible endpoint gets a TP's teacher samples in one request (n): planned one per sample"]
+    notes = ["TR-TA pairs without an answer take no exams"]
     if cfg.m1.adaptive.enabled:
         notes.insert(0, "adaptive M1 takes fewer exams (unanimous TPs, halving): this is the full plan")
     plan.upper_bound = "; ".join(notes)
@@ -162,8 +164,9 @@ def plan_m1(cfg: RunConfig, items: Sequence[TeachingItem], *, greedy: bool | Non
         tp = item["tp"]
         given = item.get("rationales")
         if given is None:
-            asked = estimate_tokens(teacher.messages(tp))
-            teach.add(cfg.m1.pairs_per_tp + greedy, asked, tcfg.sampling.max_tokens)
+            asked = estimate_tokens(teacher.messages(tp))  # one request with n: the prompt once
+            teach.add(1, asked, cfg.m1.pairs_per_tp * tcfg.sampling.max_tokens)
+            teach.add(greedy, asked, tcfg.sampling.max_tokens)
         for ep in item["eps"]:
             for student in students:
                 done = student.chat.cfg.sampling.max_tokens

@@ -10,13 +10,15 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 
-def m1_progress(cfg: Any, items: list[Any], *, enabled: bool = True, greedy: bool | None = None) -> "GraphProgress":
-    """Progress for a graph that runs M1's exams over ``items`` with ``cfg`` (a RunConfig)."""
+def m1_progress(cfg: Any, items: list[Any], *, enabled: bool = True, greedy: bool | None = None,
+                per_sample: bool = False) -> "GraphProgress":
+    """Progress for a graph that runs M1's exams over ``items`` with ``cfg`` (a RunConfig);
+    ``per_sample``: the teacher's samples go one request each (chat models given with ``models=``)."""
     from lbt_agents.plan import m1_requests
 
     exams = cfg.m1.pairs_per_tp * len(items[0]["eps"]) * cfg.m1.reps_per_ep * len(cfg.classroom.students)
     return GraphProgress(total_tps=len(items), exams_per_tp=exams, enabled=enabled,
-                         planned_requests=m1_requests(cfg, items, greedy=greedy))
+                         planned_requests=m1_requests(cfg, items, greedy=greedy, per_sample=per_sample))
 
 
 def eta_seconds(done: int, total: int, elapsed_s: float, *, done_at_start: int = 0) -> float | None:

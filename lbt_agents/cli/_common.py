@@ -91,7 +91,9 @@ def print_plan(target: str, cfg: Any) -> None:
 
     from lbt_agents.budget import Spent
     from lbt_agents.runner import plan_graph
+    from lbt_agents.sandbox import set_default_isolation
 
+    set_default_isolation(cfg.sandbox.isolation)  # as a run does: a code task checks its sandbox when it loads
     plan = plan_graph(target, cfg)
     out = Console() if Console().is_terminal else Console(width=200)
     if plan is None:

@@ -76,7 +76,8 @@ def load_run(path: Path) -> RunData:
         raise DataError(f"cannot read {path / 'config.yaml'}: {str(exc).splitlines()[0]}") from None
     summary = _json(path / "summary.json") if (path / "summary.json").is_file() else None
     task = (summary or {}).get("task") or (config.get("task") or {}).get("name")
-    run = RunData(path, path.name, "unknown", task, config, summary, summary is not None)
+    stopped = bool(summary and summary.get("stopped"))
+    run = RunData(path, path.name, "unknown", task, config, summary, summary is not None and not stopped)
     run.tps, run.pairs, run.exams = (_rows(path, n) for n in ("tps", "pairs", "exams"))
     if (path / "results.json").is_file() or (path / "rounds.jsonl").is_file() or (summary and "lanes" in summary):
         run.kind = "m3"
@@ -100,7 +101,7 @@ def load_run(path: Path) -> RunData:
     if summary and summary.get("stopped"):
         run.notes.append(f"run {run.run_id!r} stopped early ({summary['stopped']}): this report shows the work "
                          f"done before it stopped; --resume continues it")
-    if not run.finished:
+    if not run.finished and not stopped:
         have = [n for n in ("tps", "pairs", "exams") if getattr(run, n)] + (["rounds"] if run.rounds else [])
         if not have:
             raise DataError(f"run {run.run_id!r} has not finished and has saved no results yet (no summary.json, "

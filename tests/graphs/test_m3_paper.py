@@ -117,7 +117,8 @@ def test_the_paper_profile_sets_the_official_m3_settings() -> None:
     teacher_sampling, [student] = cfg.classroom.teacher.sampling, cfg.classroom.students
     assert (teacher_sampling.temperature, teacher_sampling.top_p, teacher_sampling.top_k) == (0.7, 1.0, None)
     assert teacher_sampling.max_tokens == 1024 and cfg.classroom.teacher.role == "teacher"
-    assert (student.sampling.temperature, student.sampling.top_k, student.sampling.max_tokens) == (0.0, None, 4)
+    assert (student.sampling.temperature, student.sampling.top_k) == (0.0, None)
+    assert student.sampling.max_tokens > 4  # M1 and the default M3 prompts keep room to reason; the paper prompt set sends 4
 
 
 async def test_a_default_prompt_set_task_is_refused_under_the_paper_prompts() -> None:
