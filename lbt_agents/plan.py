@@ -247,4 +247,9 @@ def plan_m3(cfg: RunConfig, train: Sequence[Problem], test: Sequence[Problem]) -
             add("score", lane.teacher, scored, len(sample), *predictions(tcfg, sample, predict))
             add("evaluate", lane.teacher, 1, len(test), eval_prompt, eval_done)
             beam = min(m3.beam, beam + new)
+    if m3.repeats > 1:  # each repeat is a whole run with its own seed
+        plan.about += f", × {m3.repeats} repeats"
+        for step in plan.steps:
+            step.requests, step.prompt_tokens, step.completion_tokens = (
+                m3.repeats * step.requests, m3.repeats * step.prompt_tokens, m3.repeats * step.completion_tokens)
     return plan

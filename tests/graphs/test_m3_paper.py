@@ -325,3 +325,15 @@ def test_ties_are_ranked_as_the_official_sort_does() -> None:
     from lbt_agents.graphs.m3_prompts import M3Prompts
 
     assert [s["id"] for s in M3Prompts().ranked(sets, [0.5, 0.5, 0.5, 0.25])] == ["old", "new1", "new2", "new3"]
+
+
+def test_the_dry_run_plan_counts_every_repeat() -> None:
+    from lbt_agents.plan import plan_m3
+
+    train = [{"id": f"t{i}", "kind": "label", "question": f"q{i}", "answer": "Yes" if i % 2 else "No",
+              "meta": {"choices": ["Yes", "No"]}} for i in range(40)]
+    test = train[:6]
+    one = RunConfig.model_validate({"task": {"name": "liar"}, "m3": {"k": 4, "rounds": 2, "repeats": 1}})
+    three = one.model_copy(update={"m3": one.m3.model_copy(update={"repeats": 3})})
+    a, b = plan_m3(one, train, test), plan_m3(three, train, test)
+    assert a.requests > 0 and b.requests == 3 * a.requests and "× 3 repeats" in b.about
