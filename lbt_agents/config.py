@@ -377,11 +377,9 @@ class RunConfig(_Model):
     def _profile_defaults(cls, data: Any) -> Any:
         if not isinstance(data, dict):
             return data
-        from lbt_agents.profiles import as_data, profile_defaults, under
+        from lbt_agents.profiles import as_data, profile_defaults, profile_name, under
 
-        name = data.get("profile", "default")
-        if not isinstance(name, str):
-            raise ValueError(f"profile must be a name, got {name!r}")
+        name = profile_name(data)
         data = as_data(data)
         task = data.get("task") if isinstance(data.get("task"), dict) else {}
         return under(profile_defaults(name, task_name=task.get("name", TaskConfig.model_fields["name"].default)), data)

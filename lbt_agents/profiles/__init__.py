@@ -35,6 +35,14 @@ def _profile(name: str) -> dict[str, Any]:
     return data
 
 
+def profile_name(data: dict[str, Any]) -> str:
+    """The profile a config mapping names (``default`` when it names none)."""
+    name = data.get("profile", "default")
+    if not isinstance(name, str):
+        raise ValueError(f"profile must be a name, got {name!r}")
+    return name
+
+
 def profile_defaults(name: str, *, task_name: str | None = None) -> dict[str, Any]:
     """The run-config defaults of profile ``name`` (with those for ``task_name``'s kind over them);
     ConfigError naming the known profiles if there is none."""

@@ -108,12 +108,9 @@ class DPOSettings(BaseModel):
     def _profile_defaults(cls, data: Any) -> Any:
         if not isinstance(data, dict):
             return data
-        from lbt_agents.profiles import as_data, dpo_defaults, under
+        from lbt_agents.profiles import as_data, dpo_defaults, profile_name, under
 
-        name = data.get("profile", "default")
-        if not isinstance(name, str):
-            raise ValueError(f"profile must be a name, got {name!r}")
-        return under(dpo_defaults(name), as_data(data))
+        return under(dpo_defaults(profile_name(data)), as_data(data))
 
 
 @dataclass(frozen=True)
