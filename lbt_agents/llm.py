@@ -39,7 +39,7 @@ import itertools
 import sys
 import time
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -610,24 +610,29 @@ async def check_prefill(agents: Sequence[AgentConfig], timeout_s: float = 60.0) 
     message (one tiny request per endpoint and model)."""
     import httpx
 
-    seen: set[tuple[str, str]] = set()
     body = {"messages": [{"role": "user", "content": "Say OK."}, {"role": "assistant", "content": "OK"}],
             "max_tokens": 1, "temperature": 0.0, **CONTINUE_FINAL_MESSAGE}
     async with httpx.AsyncClient(timeout=timeout_s) as client:
-        for agent in agents:
-            for url in agent.base_urls:
-                if (url, agent.model) in seen:
-                    continue
+        for agent, url in _each_endpoint(agents):
+            try:
+                resp = await client.post(url.rstrip("/") + "/chat/completions", json={**body, "model": agent.model},
+                                         headers={"Authorization": f"Bearer {agent.api_key}"})
+            except httpx.HTTPError as exc:
+                raise EndpointError(f"agent {agent.name!r}: cannot reach {url} ({type(exc).__name__}); "
+                                    "is the server running?") from None
+            if resp.status_code >= 400:
+                raise EndpointError(refused_prefill_line(agent.name, url, f"HTTP {resp.status_code}: "
+                                                         f"{_error_message(resp)}"))
+
+
+def _each_endpoint(agents: Sequence[AgentConfig]) -> Iterator[tuple[AgentConfig, str]]:
+    """Each (agent, base URL) once per distinct (URL, model)."""
+    seen: set[tuple[str, str]] = set()
+    for agent in agents:
+        for url in agent.base_urls:
+            if (url, agent.model) not in seen:
                 seen.add((url, agent.model))
-                try:
-                    resp = await client.post(url.rstrip("/") + "/chat/completions", json={**body, "model": agent.model},
-                                             headers={"Authorization": f"Bearer {agent.api_key}"})
-                except httpx.HTTPError as exc:
-                    raise EndpointError(f"agent {agent.name!r}: cannot reach {url} ({type(exc).__name__}); "
-                                        "is the server running?") from None
-                if resp.status_code >= 400:
-                    raise EndpointError(refused_prefill_line(agent.name, url, f"HTTP {resp.status_code}: "
-                                                             f"{_error_message(resp)}"))
+                yield agent, url
 
 
 def _error_message(resp: Any) -> str:
@@ -642,26 +647,19 @@ async def check_endpoints(agents: Sequence[AgentConfig], timeout_s: float = 10.0
     """Fail fast, with one clear line, if an agent's endpoint or model is not there."""
     import httpx
 
-    seen: set[tuple[str, str]] = set()
     async with httpx.AsyncClient(timeout=timeout_s) as client:
-        for agent in agents:
-            for url in agent.base_urls:
-                if (url, agent.model) in seen:
-                    continue
-                seen.add((url, agent.model))
-                try:
-                    resp = await client.get(
-                        url.rstrip("/") + "/models", headers={"Authorization": f"Bearer {agent.api_key}"}
-                    )
-                    resp.raise_for_status()
-                    served = {m.get("id") for m in resp.json().get("data", [])}
-                except (httpx.HTTPError, ValueError) as exc:
-                    raise EndpointError(
-                        f"agent {agent.name!r}: cannot reach {url} ({type(exc).__name__}); "
-                        "is the server running? (`lbt serve` starts the embedded classroom)"
-                    ) from None
-                if agent.model not in served:
-                    raise EndpointError(
-                        f"agent {agent.name!r}: {url} does not serve model {agent.model!r} "
-                        f"(it serves: {', '.join(sorted(map(str, served))) or 'nothing'})"
-                    )
+        for agent, url in _each_endpoint(agents):
+            try:
+                resp = await client.get(url.rstrip("/") + "/models", headers={"Authorization": f"Bearer {agent.api_key}"})
+                resp.raise_for_status()
+                served = {m.get("id") for m in resp.json().get("data", [])}
+            except (httpx.HTTPError, ValueError) as exc:
+                raise EndpointError(
+                    f"agent {agent.name!r}: cannot reach {url} ({type(exc).__name__}); "
+                    "is the server running? (`lbt serve` starts the embedded classroom)"
+                ) from None
+            if agent.model not in served:
+                raise EndpointError(
+                    f"agent {agent.name!r}: {url} does not serve model {agent.model!r} "
+                    f"(it serves: {', '.join(sorted(map(str, served))) or 'nothing'})"
+                )
