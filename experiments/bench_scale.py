@@ -42,16 +42,28 @@ sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "experiments" / "results"
 
 RESPONDER = '''
-import hashlib, json
-RATIONALE = ("Let us solve it step by step. First we read the problem and name the quantities. Then we write the "
-             "relation between them as an equation, simplify both sides, isolate the unknown and check the result "
-             "by substituting it back. Each step keeps the units and the signs explicit. ") * 3
+import hashlib, json, random
+
+# Rationales of ~880 characters drawn at random from 2,000 made-up words (and numbers), so 256 of them
+# deflate to about 0.41 of their size, a little worse than real solutions do (MATH-500's: 0.33,
+# GSM8K's: 0.36): the checkpoint's compression is not flattered by repeated text.
+_rng = random.Random(0)
+WORDS = sorted({"".join(_rng.choice([c + v for c in "bcdfghklmnprstvwz" for v in "aeiou"])
+                        for _ in range(_rng.randint(1, 3))) for _ in range(3000)})
+
+def rationale(key):
+    rng, words, size = random.Random(key), [], 0
+    while size < 880:
+        word = rng.choice(WORDS) if rng.random() > 0.1 else str(rng.randint(0, 999))
+        words.append(word)
+        size += len(word) + 1
+    return " ".join(words)
 
 def respond(body, choice_index):
     key = hashlib.sha1(json.dumps([body.get("model"), body.get("messages"), body.get("seed"), choice_index],
                                   sort_keys=True).encode()).hexdigest()[:16]
     if body.get("model") == "teacher":
-        return f"[{key}] {RATIONALE} [[Final Answer]]: 42"
+        return f"[{key}] {rationale(key)} [[Final Answer]]: 42"
     return f"[{key}] Following the example, the answer follows. [[Final Answer]]: 42"
 '''
 
@@ -109,40 +121,59 @@ def bare(args: argparse.Namespace) -> None:
 
     import openai
 
-    bodies = [json.loads(line) for line in Path(args.bodies).read_text().splitlines()]
+    bodies = iter(read_bodies(Path(args.bodies), args.first, args.count))
+    failed: Counter[str] = Counter()
+    sent = 0
 
     async def go() -> float:
+        nonlocal sent
         # a bounded timeout and retries: a request lost under a loaded CPU is counted, not a 600 s stall
-        client = openai.AsyncOpenAI(base_url=args.base_url, api_key="x", max_retries=2, timeout=60.0)
-        limit = asyncio.Semaphore(args.concurrency)
+        client = openai.AsyncOpenAI(base_url=args.base_url, api_key="x", max_retries=2, timeout=120.0)
 
-        async def one(body: dict[str, Any]) -> None:
-            async with limit:
-                await client.chat.completions.create(**body)
+        async def worker() -> None:  # --concurrency workers, each one request at a time: bodies read as sent
+            nonlocal sent
+            for body in bodies:
+                sent += 1
+                try:
+                    await client.chat.completions.create(**body)
+                except openai.APIError as exc:
+                    failed[type(exc).__name__] += 1
 
         start = time.perf_counter()
-        await asyncio.gather(*(one(b) for b in bodies))
+        await asyncio.gather(*(worker() for _ in range(args.concurrency)))
         wall = time.perf_counter() - start
         await client.close()
         return wall
 
     wall = asyncio.run(go())
-    report = {"requests": len(bodies), "wall_s": wall, "requests_per_s": len(bodies) / wall,
+    report = {"requests": sent, "failed": dict(failed), "wall_s": wall, "requests_per_s": sent / wall,
               "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     Path(args.report).write_text(json.dumps(report))
+
+
+def read_bodies(path: Path, first: int, count: int) -> Any:
+    """Request bodies ``first .. first+count-1`` of the stub's JSON-lines record, one at a time."""
+    with path.open("rb") as lines:
+        for number, line in enumerate(lines):
+            if number >= first + count:
+                return
+            if number >= first:
+                yield json.loads(line)
 
 
 # ---- the parent --------------------------------------------------------------------------------------------
 
 
 class Stub:
-    """``lbt stub serve --script`` in its own process, recording request bodies."""
+    """``lbt stub serve --script`` in its own process, recording request bodies to ``work/bodies.jsonl``."""
 
     def __init__(self, work: Path) -> None:
         script = work / "responder.py"
         script.write_text(RESPONDER)
+        self.record = work / "bodies.jsonl"
         self.proc = subprocess.Popen([sys.executable, "-m", "lbt_agents", "stub", "serve", "--port", "0", "--script",
-                                      str(script), "--record-bodies", "--model", "teacher", "--model", "student"], stdout=subprocess.PIPE, text=True,
+                                      str(script), "--record-to", str(self.record), "--model", "teacher",
+                                      "--model", "student"], stdout=subprocess.PIPE, text=True,
                                      env={**os.environ, "PYTHONPATH": str(ROOT)})
         line = self.proc.stdout.readline().strip()  # type: ignore[union-attr]
         self.base_url = line.split()[-1] if line else ""
@@ -153,8 +184,10 @@ class Stub:
     def requests(self) -> int:
         return int(httpx.get(f"{self.root}/stub/stats", timeout=30).json()["requests"])
 
-    def bodies(self) -> list[dict[str, Any]]:
-        return httpx.get(f"{self.root}/stub/bodies", timeout=300).json()
+    def bodies(self, first: int, count: int) -> Any:
+        """Bodies ``first .. first+count-1`` (0 = the first request the stub saw), one at a time."""
+        self.requests()  # flushes the record
+        return read_bodies(self.record, first, count)
 
     def close(self) -> None:
         self.proc.terminate()
@@ -204,8 +237,10 @@ def saved_exam_keys(run_dir: Path, tp_ids: list[str]) -> tuple[Counter[str], dic
         return keys, live
     from langgraph.checkpoint.sqlite import SqliteSaver
 
+    from lbt_agents._serde import compressed_serde
+
     conn = sqlite3.connect(str(db), timeout=60)
-    saver = SqliteSaver(conn)
+    saver = SqliteSaver(conn, serde=compressed_serde())
     saver.is_setup = True
     live["checkpoint_blobs"] = conn.execute("SELECT COALESCE(SUM(LENGTH(checkpoint) + LENGTH(metadata)), 0) "
                                             "FROM checkpoints").fetchone()[0]
@@ -240,6 +275,7 @@ def main() -> None:
     ap.add_argument("--series-pairs", type=int, default=8, help="pairs per TP in the RSS series")
     ap.add_argument("--no-bare", action="store_true")
     ap.add_argument("--no-kill", action="store_true")
+    ap.add_argument("--kill-tps", type=int, default=0, help="TPs of the kill -9 + resume run (default: --tps)")
     ap.add_argument("--name", default="bench_scale")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="lbt-bench-scale-"))
@@ -249,33 +285,37 @@ def main() -> None:
                                         "students": 1, "exams": exams}, "concurrency": args.concurrency,
                               "max_tps_in_flight": args.max_tps, "cpus": os.cpu_count(),
                               "load_avg_at_start": os.getloadavg()}
-    tp_ids = [f"tp{t}" for t in range(args.tps)]
     try:
         print(f"main: {args.tps} TPs x {args.pairs} pairs x {args.eps} EPs x {args.reps} reps = {exams} exams",
               flush=True)
         before = stub.requests()
-        main_run = finish_child(start_child(args, stub.base_url, work, "main", args.tps, args.pairs), work, "main")
+        proc = start_child(args, stub.base_url, work, "main", args.tps, args.pairs)
+        peak_file = 0
+        while proc.poll() is None:  # the checkpoint file's high-water mark while TPs are in flight
+            peak_file = max(peak_file, sum(p.stat().st_size for p in (work / "main").glob("checkpoints.sqlite*")))
+            time.sleep(0.5)
+        main_run = finish_child(proc, work, "main")
         requests = stub.requests() - before
         s = main_run["summary"]
+        live_exams = min(args.tps, args.max_tps) * args.pairs * args.eps * args.reps
         report["main"] = {"exams": s["exams"], "requests": requests, "wall_s": s["wall_s"],
                           "exams_per_s": s["exams"] / s["wall_s"], "requests_per_s": requests / s["wall_s"],
                           "peak_rss_mb": main_run["peak_rss_mb"],
                           "checkpoint_file_bytes": main_run["checkpoint_file_bytes"],
-                          "checkpoint_file_bytes_per_exam": main_run["checkpoint_file_bytes"] / max(1, s["exams"])}
+                          "checkpoint_file_bytes_per_exam": main_run["checkpoint_file_bytes"] / max(1, s["exams"]),
+                          "checkpoint_file_peak_bytes": peak_file,
+                          "checkpoint_file_peak_bytes_per_live_exam": peak_file / live_exams}
         print(json.dumps(report["main"]), flush=True)
-        bodies = stub.bodies()[-requests:]
-        reference = Counter(key_of(b, i) for b in bodies for i in range(int(b.get("n") or 1))
+        reference = Counter(key_of(b, i) for b in stub.bodies(before, requests) for i in range(int(b.get("n") or 1))
                             if b.get("model") == "student")
         if not args.no_bare:
-            path = work / "bodies.jsonl"
-            path.write_text("\n".join(json.dumps(b) for b in bodies))
-            cmd = [sys.executable, __file__, "_bare", "--base-url", stub.base_url, "--bodies", str(path),
-                   "--concurrency", str(args.concurrency), "--report", str(work / "bare.json")]
+            cmd = [sys.executable, __file__, "_bare", "--base-url", stub.base_url, "--bodies", str(stub.record),
+                   "--first", str(before), "--count", str(requests), "--concurrency", str(args.concurrency),
+                   "--report", str(work / "bare.json")]
             subprocess.run(cmd, check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
             report["bare"] = json.loads((work / "bare.json").read_text())
             report["ratio"] = report["main"]["requests_per_s"] / report["bare"]["requests_per_s"]
             print(json.dumps({"bare": report["bare"], "ratio": report["ratio"]}), flush=True)
-        del bodies
         report["series"] = []
         for n in [int(x) for x in args.series.split(",") if x]:
             run_id = f"series{n}"
@@ -285,7 +325,8 @@ def main() -> None:
             report["series"].append(row)
             print(json.dumps(row), flush=True)
         if not args.no_kill:
-            report["kill"] = kill_and_resume(args, stub, work, tp_ids, reference, requests)
+            kill_tps = min(args.kill_tps or args.tps, args.tps)
+            report["kill"] = kill_and_resume(args, stub, work, kill_tps, reference, requests * kill_tps // args.tps)
             print(json.dumps(report["kill"]), flush=True)
     finally:
         stub.close()
@@ -307,13 +348,18 @@ def markdown(r: dict[str, Any]) -> str:
              f"| M1 exams/s | {m['exams_per_s']:.1f} ({m['exams']} exams, {m['requests']} requests, {m['wall_s']} s) |",
              f"| M1 requests/s | {m['requests_per_s']:.1f} |"]
     if "bare" in r:
-        lines += [f"| bare AsyncOpenAI requests/s (same requests, same concurrency) | {r['bare']['requests_per_s']:.1f} |",
+        failed = r["bare"].get("failed") or {}
+        lines += [f"| bare AsyncOpenAI requests/s (same requests, same concurrency) | {r['bare']['requests_per_s']:.1f}"
+                  + (f" ({sum(failed.values())} failed: {failed})" if failed else "") + " |",
                   f"| ratio M1 / bare | **{r['ratio']:.2f}** |"]
     lines += [f"| M1 peak RSS | {m['peak_rss_mb']:.0f} MB |",
               f"| checkpoint file at the end / exams | {m['checkpoint_file_bytes_per_exam']:.0f} B |"]
+    if "checkpoint_file_peak_bytes" in m:
+        lines += [f"| checkpoint file's peak / exams of the TPs in flight (max_tps_in_flight TPs) | "
+                  f"{m['checkpoint_file_peak_bytes_per_live_exam']:.0f} B ({m['checkpoint_file_peak_bytes']} B) |"]
     if "kill" in r:
         k = r["kill"]
-        lines += [f"| kill -9 at 50%: requests before the kill | {k['requests_at_kill']} ({k['exams_saved_at_kill']} "
+        lines += [f"| kill -9 at 50% ({k.get('tps', shape['tps'])} TPs): requests before the kill | {k['requests_at_kill']} ({k['exams_saved_at_kill']} "
                   "exams saved) |",
                   f"| after `--resume`: requests | {k['requests_after_resume']} |",
                   f"| finished exams requested again | **{k['finished_exams_asked_again']}** |",
@@ -328,24 +374,25 @@ def markdown(r: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def kill_and_resume(args: argparse.Namespace, stub: Stub, work: Path, tp_ids: list[str],
+def kill_and_resume(args: argparse.Namespace, stub: Stub, work: Path, tps: int,
                     reference: Counter[str], total: int) -> dict[str, Any]:
+    """The main shape's first ``tps`` TPs (``total`` requests), SIGKILLed halfway, then resumed."""
+    tp_ids = [f"tp{t}" for t in range(tps)]
     before = stub.requests()
-    proc = start_child(args, stub.base_url, work, "kill", args.tps, args.pairs)
+    proc = start_child(args, stub.base_url, work, "kill", tps, args.pairs)
     while stub.requests() - before < total // 2 and proc.poll() is None:
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
     at_kill = stub.requests() - before
     finished, live = saved_exam_keys(work / "kill", tp_ids)
-    resumed = finish_child(start_child(args, stub.base_url, work, "kill", args.tps, args.pairs, resume=True), work,
-                           "kill")
-    after = stub.bodies()[before + at_kill:] if at_kill else []
+    resumed = finish_child(start_child(args, stub.base_url, work, "kill", tps, args.pairs, resume=True), work, "kill")
+    after = list(stub.bodies(before + at_kill, stub.requests() - before - at_kill)) if at_kill else []
     asked_again = Counter(key_of(b, i) for b in after for i in range(int(b.get("n") or 1)) if b.get("model") == "student")
     # a finished exam asked again: its key asked more often than the run needs it
     repeated = sum(max(0, finished[k] + asked_again[k] - reference[k]) for k in asked_again)
     live_bytes = live["checkpoint_blobs"] + sum(live["writes"].values())
-    return {"requests_at_kill": at_kill, "exams_saved_at_kill": sum(finished.values()),
+    return {"tps": tps, "requests_at_kill": at_kill, "exams_saved_at_kill": sum(finished.values()),
             "requests_after_resume": len(after), "finished_exams_asked_again": repeated,
             "resumed_exams": resumed["summary"]["exams"], "resumed_accuracy": resumed["summary"]["accuracy"],
             "live_threads_at_kill": live["threads"], "live_thread_exams": live["exams"],
@@ -360,7 +407,7 @@ def _sub(argv: list[str]) -> None:
     ap.add_argument("--base-url", required=True)
     for flag in ("--out", "--run-id", "--bodies", "--report"):
         ap.add_argument(flag)
-    for flag in ("--tps", "--pairs", "--eps", "--reps", "--concurrency", "--max-tps"):
+    for flag in ("--tps", "--pairs", "--eps", "--reps", "--concurrency", "--max-tps", "--first", "--count"):
         ap.add_argument(flag, type=int, default=1)
     ap.add_argument("--resume", action="store_true")
     args = ap.parse_args(argv)

@@ -21,6 +21,7 @@ from typing import Any, AsyncIterator, Iterator, Sequence
 
 import yaml
 
+from lbt_agents._serde import compressed_serde
 from lbt_agents.cache import CallCache
 from lbt_agents.config import EMBEDDED, CheckpointConfig, RunConfig, check_run_id, load_config
 from lbt_agents.errors import ConfigError
@@ -264,7 +265,7 @@ async def check_checkpointer(cfg: CheckpointConfig) -> None:
 
 @contextlib.asynccontextmanager
 async def checkpointer(cfg: CheckpointConfig, run: RunDir) -> AsyncIterator[Any]:
-    """The LangGraph checkpointer a run's graph compiles with.
+    """The LangGraph checkpointer a run's graph compiles with (SQLite and Postgres values zlib-compressed).
 
     Each finished task's writes (an exam, a TP's teaching) are saved as soon as the task
     finishes, so a crash loses only the tasks in flight; on exit every write has landed
@@ -290,7 +291,7 @@ async def checkpointer(cfg: CheckpointConfig, run: RunDir) -> AsyncIterator[Any]
             await conn.execute("PRAGMA journal_mode=WAL")
             await conn.execute("PRAGMA busy_timeout=60000")
             await conn.execute("PRAGMA synchronous=NORMAL")
-            saver = AsyncSqliteSaver(conn)
+            saver = AsyncSqliteSaver(conn, serde=compressed_serde())
             saver.aput_writes = _SqliteWriteBatches(saver).aput_writes  # type: ignore[method-assign]
             async with _writes_at_once(saver) as eager:
                 yield eager
@@ -303,7 +304,7 @@ async def checkpointer(cfg: CheckpointConfig, run: RunDir) -> AsyncIterator[Any]
             from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
         except ImportError:
             raise ConfigError("the Postgres checkpointer needs: pip install 'lbt-agents[postgres]'") from None
-        async with AsyncPostgresSaver.from_conn_string(cfg.url) as saver:
+        async with AsyncPostgresSaver.from_conn_string(cfg.url, serde=compressed_serde()) as saver:
             await saver.setup()
             async with _writes_at_once(saver) as eager:
                 yield eager

@@ -29,12 +29,14 @@ def stub() -> None:
 @click.option("--delay-ms", type=float, default=0.0, show_default=True, help="Wait this long before each answer.")
 @click.option("--fail-first", type=int, default=0, show_default=True, help="Answer the first N requests with 500.")
 @click.option("--record-bodies", is_flag=True, help="Keep request bodies (GET /stub/bodies).")
+@click.option("--record-to", type=click.Path(dir_okay=False, path_type=Path),
+              help="Append each request's body to this JSON-lines file (nothing kept in memory).")
 @click.option("--refuse-prefill", is_flag=True,
               help="Refuse (400) requests that continue the final assistant message (continue_final_message).")
 @click.option("--allow-remote", is_flag=True, help="Allow a non-loopback --host.")
 def serve(
     host: str, port: int, models: tuple[str, ...], echo_flag: bool, text: str | None, script: Path | None,
-    delay_ms: float, fail_first: int, record_bodies: bool, refuse_prefill: bool, allow_remote: bool,
+    delay_ms: float, fail_first: int, record_bodies: bool, record_to: Path | None, refuse_prefill: bool, allow_remote: bool,
 ) -> None:  # fmt: skip
     """Serve /v1/chat/completions, /v1/completions and /v1/models; prints the base URL."""
     from lbt_agents.stub import FixedText, StubConfig, load_script
@@ -49,7 +51,7 @@ def serve(
     respond = FixedText(text) if text is not None else load_script(script) if script is not None else None
     config = StubConfig(
         respond=respond, models=models, delay_ms=delay_ms, fail_first=fail_first, record_bodies=record_bodies,
-        continue_final_message=not refuse_prefill,
+        record_to=None if record_to is None else str(record_to), continue_final_message=not refuse_prefill,
     )
 
     async def main() -> int:

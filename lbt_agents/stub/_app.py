@@ -33,6 +33,9 @@ class StubConfig:
     fail_status: int = 500
     record_bodies: bool = False
     """Keep every completion request's body (off by default: it costs memory and time)."""
+    record_to: str | None = None
+    """Append every completion request's body to this JSON-lines file (a run of any size: nothing kept
+    in memory; complete up to the last request once ``/stub/stats`` has answered)."""
     continue_final_message: bool = True
     """Accept chat requests that continue the final assistant message (vLLM's ``continue_final_message``);
     ``False``: answer them with 400, as an endpoint without the feature does."""
@@ -48,6 +51,7 @@ class StubApp:
         self.failed = 0
         """Requests answered with an injected fault."""
         self.bodies: list[Any] = []
+        self._record_to = open(config.record_to, "ab") if config.record_to else None  # noqa: SIM115 (closed in close())
         self._faults_left = config.fail_first
         self._respond = load_script(config.script) if config.script else config.respond or echo
         self._default_model = config.models[0] if config.models else DEFAULT_MODEL
@@ -62,7 +66,14 @@ class StubApp:
         self.requests = self.failed = 0
         self.bodies = []
 
+    def close(self) -> None:
+        if self._record_to is not None:
+            self._record_to.close()
+            self._record_to = None
+
     def stats(self) -> dict[str, int]:
+        if self._record_to is not None:
+            self._record_to.flush()
         return {"requests": self.requests, "failed": self.failed, "bodies": len(self.bodies)}
 
     async def handle(self, request: Request) -> Response:
@@ -100,6 +111,8 @@ class StubApp:
         config = self.config
         if config.record_bodies:
             self.bodies.append(body)
+        if self._record_to is not None:
+            self._record_to.write(raw.replace(b"\n", b" ") + b"\n")  # JSON keeps no raw newline inside a string
         if config.delay_ms > 0:
             await asyncio.sleep(config.delay_ms / 1000)
         if self._faults_left > 0:

@@ -50,16 +50,19 @@ async def serve(config: StubConfig, host: str, port: int, stop: asyncio.Event, r
     app = StubApp(config)
     server = HttpServer(app.handle, error_body)
     try:
-        bound = await server.start(host, port)
-    except OSError as exc:
-        if exc.errno == errno.EADDRINUSE:
-            raise ConfigError(f"port {port} on {host} is in use; pick another (port 0 picks a free one)") from None
-        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    try:
-        ready(app, bound)
-        await stop.wait()
+        try:
+            bound = await server.start(host, port)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise ConfigError(f"port {port} on {host} is in use; pick another (port 0 picks a free one)") from None
+            raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        try:
+            ready(app, bound)
+            await stop.wait()
+        finally:
+            await server.close()
     finally:
-        await server.close()
+        app.close()
     return app
 
 
@@ -89,6 +92,7 @@ class StubServer:
         fail_first: int = 0,
         fail_status: int = 500,
         record_bodies: bool = False,
+        record_to: str | Path | None = None,
         continue_final_message: bool = True,
         process: bool = False,
         cpus: Iterable[int] | None = None,
@@ -102,7 +106,8 @@ class StubServer:
         self.config = StubConfig(
             respond=FixedText(text) if text is not None else respond, script=None if script is None else str(script),
             models=tuple(models), delay_ms=delay_ms, fail_first=fail_first, fail_status=fail_status,
-            record_bodies=record_bodies, continue_final_message=continue_final_message,
+            record_bodies=record_bodies, record_to=None if record_to is None else str(record_to),
+            continue_final_message=continue_final_message,
         )  # fmt: skip
         self.host, self._port = host, port
         self._process_mode, self._cpus = process, None if cpus is None else sorted(cpus)

@@ -96,9 +96,11 @@ def _thread_values(db: Path, thread: str, channel: str) -> dict[str, Any]:
         return {}
     from langgraph.checkpoint.sqlite import SqliteSaver
 
+    from lbt_agents._serde import compressed_serde
+
     conn = sqlite3.connect(str(db), timeout=30)
     try:
-        saver = SqliteSaver(conn)
+        saver = SqliteSaver(conn, serde=compressed_serde())
         saver.is_setup = True  # read only: never create tables under a running writer
         try:
             found = saver.get_tuple({"configurable": {"thread_id": thread, "checkpoint_ns": ""}})

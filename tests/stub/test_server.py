@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import time
 
@@ -87,6 +88,18 @@ def test_delay_and_recorded_bodies_and_reset() -> None:
     with StubServer() as quiet:
         _client(quiet).chat.completions.create(model="m", messages=MESSAGES)
         assert quiet.requests == 1 and quiet.bodies == []  # bodies are off by default
+
+
+def test_record_to_appends_each_body_as_a_json_line(tmp_path):
+    path = tmp_path / "bodies.jsonl"
+    pretty = json.dumps({"model": "m", "messages": [{"role": "user", "content": "line one\nline two"}]}, indent=2)
+    with StubServer(record_to=path, process=True) as stub:
+        _client(stub).chat.completions.create(model="m", messages=MESSAGES, seed=3)
+        httpx.post(f"{stub.base_url}/chat/completions", content=pretty, timeout=10)  # newlines between tokens
+        assert stub.requests == 2  # asking for the stats flushes the file
+        lines = path.read_text().splitlines()
+        assert [json.loads(line)["messages"] for line in lines] == [MESSAGES, json.loads(pretty)["messages"]]
+        assert json.loads(lines[0])["seed"] == 3 and stub.bodies == []  # nothing kept in memory
 
 
 def test_process_mode_counts_over_http_and_stops() -> None:
