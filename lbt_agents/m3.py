@@ -18,8 +18,9 @@ from typing import Any, Callable, Mapping, Sequence
 
 from langchain_core.language_models import BaseChatModel
 
+from lbt_agents.budget import Budget, BudgetExhausted, Spent, stop_message
 from lbt_agents.classroom import Lane, who_teaches_whom
-from lbt_agents.config import RunConfig
+from lbt_agents.config import BudgetConfig, RunConfig
 from lbt_agents.errors import ConfigError
 from lbt_agents.llm import UsageMeter
 from lbt_agents.runner import arun_graph
@@ -130,14 +131,17 @@ async def arun_repeats(
         cfg, run = prepare_run(cfg.model_copy(update={"run_id": parent}), resume=resume)
         results: list[M3Result] = []
         write_atomic(run.path / REPEATS_FILE, json.dumps(aggregate_repeats(cfg, results), indent=1))
-        for i in range(cfg.m3.repeats):
-            sub_id = f"rep{i}"
+        subs = [f"rep{i}" for i in range(cfg.m3.repeats)]
+        for i, sub_id in enumerate(subs):
             sub = cfg.model_copy(update={
-                "run_id": sub_id, "output_dir": run.path,
+                "run_id": sub_id, "output_dir": run.path, "budget": _share_of_budget(cfg, run.path, subs, sub_id, parent),
                 "m3": cfg.m3.model_copy(update={"seed": cfg.m3.seed + i, "repeats": 1}),
             })
             again = sub_id if (run.path / sub_id / "config.yaml").is_file() else None
-            results.append(await arun_m3(sub, resume=again, models=models, on_round=on_round, prefix=prefix))
+            try:
+                results.append(await arun_m3(sub, resume=again, models=models, on_round=on_round, prefix=prefix))
+            except BudgetExhausted:
+                raise _budget_stop(cfg, run.path, subs, parent) from None
             summary = aggregate_repeats(cfg, results)
             write_atomic(run.path / REPEATS_FILE, json.dumps(summary, indent=1))
             write_atomic(run.path / "summary.md", repeats_markdown(summary))
@@ -150,6 +154,34 @@ async def arun_repeats(
                         title=f"M3 on {summary['task']}: mean over {summary['finished']} repeats")
     rows = [{**row, "repeat": i} for i, res in enumerate(results) for row in res.rows]
     return M3Result(run.path, rows, summary, results[-1].state)
+
+
+def _spent(path: Path, runs: Sequence[str]) -> Spent:
+    total = Spent()
+    for name in runs:
+        one = Spent.load(path / name)
+        total = Spent(total.requests + one.requests, total.prompt_tokens + one.prompt_tokens,
+                      total.completion_tokens + one.completion_tokens)
+    return total
+
+
+def _share_of_budget(cfg: RunConfig, path: Path, subs: Sequence[str], sub_id: str, parent: str) -> BudgetConfig:
+    """A repeat's budget: the whole run's, less what the other repeats have spent (``budget`` caps all repeats)."""
+    caps = cfg.budget
+    if caps.max_requests is None and caps.max_tokens is None:
+        return caps
+    others = _spent(path, [s for s in subs if s != sub_id])
+    left_requests = None if caps.max_requests is None else caps.max_requests - others.requests
+    left_tokens = None if caps.max_tokens is None else caps.max_tokens - others.tokens
+    if (left_requests is not None and left_requests < 1) or (left_tokens is not None and left_tokens < 1):
+        raise _budget_stop(cfg, path, subs, parent)
+    return BudgetConfig(max_requests=left_requests, max_tokens=left_tokens)
+
+
+def _budget_stop(cfg: RunConfig, path: Path, subs: Sequence[str], parent: str) -> BudgetExhausted:
+    """The stop line of the whole run (``--resume <parent>``), with what all its repeats spent."""
+    whole = Budget(cfg.budget.max_requests, cfg.budget.max_tokens, spent=_spent(path, subs))
+    return BudgetExhausted(stop_message(parent, whole))
 
 
 def aggregate_repeats(cfg: RunConfig, results: Sequence[M3Result]) -> dict[str, Any]:

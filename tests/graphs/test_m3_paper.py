@@ -315,6 +315,35 @@ async def test_repeats_report_mean_std_and_standard_error(tmp_path, monkeypatch)
         await arun_m3(cfg, models=models)
 
 
+async def test_a_budget_caps_all_repeats_and_its_stop_names_the_whole_run(tmp_path, monkeypatch) -> None:
+    import lbt_agents.graphs.m3_refinement as graph_module
+    from lbt_agents.budget import BudgetExhausted, Spent
+    from lbt_agents.config import BudgetConfig
+
+    monkeypatch.setattr(graph_module, "inputs", lambda cfg: {"train": TRAIN, "test": TEST})
+
+    def config(run_id: str, budget: BudgetConfig) -> RunConfig:
+        return RunConfig(profile="paper", output_dir=tmp_path, run_id=run_id, budget=budget,
+                         classroom=ClassroomConfig(
+                             teacher=AgentConfig(name="teacher", role="teacher", sampling=Sampling(temperature=0.7, seed=0)),
+                             students=[AgentConfig(name="s0")]),
+                         m3=paper_m3(rounds=1, repeats=2, score_budget=100, minibatch=16))
+
+    def models() -> dict:
+        return {"teacher": [ScriptedChatModel(respond=teacher)], "s0": [ScriptedChatModel(respond=predictor)]}
+
+    await arun_m3(config("free", BudgetConfig()), models=models())
+    per_repeat = [Spent.load(tmp_path / "free" / f"rep{i}").requests for i in range(2)]
+    assert all(n > 0 for n in per_repeat)
+    cap = per_repeat[0] + per_repeat[1] // 2  # enough for the first repeat and half the second
+    with pytest.raises(BudgetExhausted, match=r"run 'capped' stopped at its budget: .*--resume capped "):
+        await arun_m3(config("capped", BudgetConfig(max_requests=cap)), models=models())
+    spent = [Spent.load(tmp_path / "capped" / f"rep{i}").requests for i in range(2)]
+    assert spent[0] == per_repeat[0] and 0 < spent[1] and sum(spent) <= cap  # one cap over both repeats
+    done = await arun_m3(config(None, BudgetConfig(max_requests=sum(per_repeat) + 10)), resume="capped", models=models())
+    assert done.summary["finished"] == 2
+
+
 def test_ties_are_ranked_as_the_official_sort_does() -> None:
     def set_(sid: str, text: str) -> dict:
         return {"id": sid, "exemplars": [{"question": text, "solution": "", "answer": "Yes"}]}
