@@ -50,6 +50,8 @@ class StubApp:
         """Completion requests received (chat and text), faulted and invalid ones included."""
         self.failed = 0
         """Requests answered with an injected fault."""
+        self.in_flight = self.peak_in_flight = 0
+        """Completion requests being answered now, and the most at once (with ``delay_ms``, what a client overlaps)."""
         self.bodies: list[Any] = []
         self._record_to = open(config.record_to, "ab") if config.record_to else None  # noqa: SIM115 (closed in close())
         self._faults_left = config.fail_first
@@ -63,7 +65,7 @@ class StubApp:
 
     def reset(self) -> None:
         """Zero the counters and forget the recorded bodies (faults already injected stay injected)."""
-        self.requests = self.failed = 0
+        self.requests = self.failed = self.peak_in_flight = 0
         self.bodies = []
 
     def close(self) -> None:
@@ -74,7 +76,8 @@ class StubApp:
     def stats(self) -> dict[str, int]:
         if self._record_to is not None:
             self._record_to.flush()
-        return {"requests": self.requests, "failed": self.failed, "bodies": len(self.bodies)}
+        return {"requests": self.requests, "failed": self.failed, "bodies": len(self.bodies),
+                "peak_in_flight": self.peak_in_flight}
 
     async def handle(self, request: Request) -> Response:
         path, method = request.path, request.method
@@ -102,6 +105,14 @@ class StubApp:
         return _error(404, f"no route {method} {path}")
 
     async def _generate(self, raw: bytes, *, chat: bool) -> Response:
+        self.in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        try:
+            return await self._answer(raw, chat=chat)
+        finally:
+            self.in_flight -= 1
+
+    async def _answer(self, raw: bytes, *, chat: bool) -> Response:
         self.requests += 1
         number = self.requests
         try:

@@ -140,6 +140,11 @@ class StubServer:
         return self._app.failed if self._app is not None else self._seen("/stub/stats")["failed"]
 
     @property
+    def peak_in_flight(self) -> int:
+        """The most completion requests it was answering at once (with ``delay_ms``: what clients overlapped)."""
+        return self._app.peak_in_flight if self._app is not None else self._seen("/stub/stats")["peak_in_flight"]
+
+    @property
     def bodies(self) -> list[Any]:
         """The completion requests' bodies, in arrival order (only with ``record_bodies=True``)."""
         return list(self._app.bodies) if self._app is not None else self._seen("/stub/bodies")

@@ -76,6 +76,13 @@ def ray_cluster(executor: ExecutorConfig) -> Iterator[Any]:
         ray.shutdown()
 
 
+def worker_config(cfg: RunConfig) -> RunConfig:
+    """The config each Ray task runs with: ``max_concurrency`` is the run's total, so each of the
+    ``executor.max_tps_in_flight`` tasks (each with its own classroom) gets an equal share of it."""
+    share = max(1, cfg.max_concurrency // cfg.executor.max_tps_in_flight)
+    return cfg.model_copy(update={"max_concurrency": share})
+
+
 def run_ray(
     cfg: RunConfig,
     run_path: Path,
@@ -94,7 +101,7 @@ def run_ray(
         return counter, meters
     with ray_cluster(cfg.executor) as ray:
         task = ray.remote(num_cpus=1, max_retries=cfg.executor.max_retries)(_tp_task)
-        cfg_json = cfg.model_dump_json()
+        cfg_json = worker_config(cfg).model_dump_json()
         todo = list(items)
         pending: list[Any] = []
         while todo or pending:

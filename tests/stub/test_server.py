@@ -90,6 +90,21 @@ def test_delay_and_recorded_bodies_and_reset() -> None:
         assert quiet.requests == 1 and quiet.bodies == []  # bodies are off by default
 
 
+def test_peak_in_flight_counts_the_requests_it_answered_at_once():
+    async def three_at_once(url: str) -> None:
+        async with httpx.AsyncClient() as client:
+            body = {"model": "m", "messages": MESSAGES}
+            await asyncio.gather(*(client.post(f"{url}/chat/completions", json=body, timeout=10) for _ in range(3)))
+
+    with StubServer(delay_ms=200) as stub:
+        _client(stub).chat.completions.create(model="m", messages=MESSAGES)
+        assert stub.peak_in_flight == 1
+        asyncio.run(three_at_once(stub.base_url))
+        assert (stub.requests, stub.peak_in_flight) == (4, 3)
+        stub.reset()
+        assert stub.peak_in_flight == 0
+
+
 def test_record_to_appends_each_body_as_a_json_line(tmp_path):
     path = tmp_path / "bodies.jsonl"
     pretty = json.dumps({"model": "m", "messages": [{"role": "user", "content": "line one\nline two"}]}, indent=2)
