@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -146,7 +148,9 @@ def bare(args: argparse.Namespace) -> None:
         return wall
 
     wall = asyncio.run(go())
-    report = {"requests": sent, "failed": dict(failed), "wall_s": wall, "requests_per_s": sent / wall,
+    # a failed request did not do the work: only the answered ones count as throughput
+    report = {"requests": sent, "failed": dict(failed), "wall_s": wall,
+              "requests_per_s": (sent - sum(failed.values())) / wall,
               "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     Path(args.report).write_text(json.dumps(report))
 
@@ -201,17 +205,29 @@ def key_of(body: dict[str, Any], choice: int = 0) -> str:
                                    sort_keys=True).encode()).hexdigest()[:16]
 
 
+def file_bytes(run_dir: Path) -> int:
+    """The checkpoint file's size with its WAL (SQLite deletes the WAL as the child closes it)."""
+    total = 0
+    for path in run_dir.glob("checkpoints.sqlite*"):
+        with contextlib.suppress(FileNotFoundError):
+            total += path.stat().st_size
+    return total
+
+
 def start_child(args: argparse.Namespace, base_url: str, out: Path, run_id: str, tps: int, pairs: int,
                 resume: bool = False) -> subprocess.Popen[str]:
     cmd = [sys.executable, __file__, "_child", "--base-url", base_url, "--out", str(out), "--run-id", run_id,
            "--tps", str(tps), "--pairs", str(pairs), "--eps", str(args.eps), "--reps", str(args.reps),
            "--concurrency", str(args.concurrency), "--max-tps", str(args.max_tps), *(["--resume"] if resume else [])]
-    return subprocess.Popen(cmd, env={**os.environ, "PYTHONPATH": str(ROOT)}, stderr=subprocess.PIPE, text=True)
+    # stderr to a file: a pipe nobody reads while the parent polls would block a chatty child
+    with (out / f"{run_id}.stderr").open("a") as err:
+        return subprocess.Popen(cmd, env={**os.environ, "PYTHONPATH": str(ROOT)}, stderr=err, text=True)
 
 
 def finish_child(proc: subprocess.Popen[str], out: Path, run_id: str) -> dict[str, Any]:
-    _, err = proc.communicate()
+    proc.wait()
     if proc.returncode != 0:
+        err = (out / f"{run_id}.stderr").read_text()
         raise SystemExit(f"M1 child {run_id} failed:\n{err[-3000:]}")
     return json.loads((out / f"{run_id}.child.json").read_text())
 
@@ -277,6 +293,7 @@ def main() -> None:
     ap.add_argument("--no-kill", action="store_true")
     ap.add_argument("--kill-tps", type=int, default=0, help="TPs of the kill -9 + resume run (default: --tps)")
     ap.add_argument("--name", default="bench_scale")
+    ap.add_argument("--keep", action="store_true", help="keep the work folder (runs, request bodies) for a look")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="lbt-bench-scale-"))
     stub = Stub(work)
@@ -292,7 +309,7 @@ def main() -> None:
         proc = start_child(args, stub.base_url, work, "main", args.tps, args.pairs)
         peak_file = 0
         while proc.poll() is None:  # the checkpoint file's high-water mark while TPs are in flight
-            peak_file = max(peak_file, sum(p.stat().st_size for p in (work / "main").glob("checkpoints.sqlite*")))
+            peak_file = max(peak_file, file_bytes(work / "main"))
             time.sleep(0.5)
         main_run = finish_child(proc, work, "main")
         requests = stub.requests() - before
@@ -330,6 +347,8 @@ def main() -> None:
             print(json.dumps(report["kill"]), flush=True)
     finally:
         stub.close()
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)  # the bodies and the runs: GBs at the paper's shape
     report["command"] = "PYTHONPATH=. .venv/bin/python experiments/bench_scale.py " + " ".join(sys.argv[1:])
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{args.name}.json").write_text(json.dumps(report, indent=2))
@@ -383,7 +402,7 @@ def kill_and_resume(args: argparse.Namespace, stub: Stub, work: Path, tps: int,
     while stub.requests() - before < total // 2 and proc.poll() is None:
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
-    proc.communicate()
+    proc.wait()
     at_kill = stub.requests() - before
     finished, live = saved_exam_keys(work / "kill", tp_ids)
     resumed = finish_child(start_child(args, stub.base_url, work, "kill", tps, args.pairs, resume=True), work, "kill")
@@ -408,7 +427,7 @@ def _sub(argv: list[str]) -> None:
     for flag in ("--out", "--run-id", "--bodies", "--report"):
         ap.add_argument(flag)
     for flag in ("--tps", "--pairs", "--eps", "--reps", "--concurrency", "--max-tps", "--first", "--count"):
-        ap.add_argument(flag, type=int, default=1)
+        ap.add_argument(flag, type=int, default=0)
     ap.add_argument("--resume", action="store_true")
     args = ap.parse_args(argv)
     child(args) if args.mode == "_child" else bare(args)

@@ -52,6 +52,18 @@ class Spent:
         except (ValueError, TypeError, AttributeError):
             return cls()  # a torn or hand-edited file: count from here rather than refuse to run
 
+    @classmethod
+    def load_all(cls, run_dir: Path) -> "Spent":
+        """What a run and its sub-runs (folders with their own ``usage.json``: M3's repeats) have used."""
+        total = cls.load(run_dir)
+        for sub in sorted(run_dir.glob(f"*/{USAGE_FILE}")) if run_dir.is_dir() else ():
+            total = total + cls.load(sub.parent)
+        return total
+
+    def __add__(self, other: "Spent") -> "Spent":
+        return Spent(self.requests + other.requests, self.prompt_tokens + other.prompt_tokens,
+                     self.completion_tokens + other.completion_tokens)
+
     def save(self, run_dir: Path) -> None:
         from lbt_agents.runs import write_atomic
 

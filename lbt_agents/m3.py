@@ -157,12 +157,7 @@ async def arun_repeats(
 
 
 def _spent(path: Path, runs: Sequence[str]) -> Spent:
-    total = Spent()
-    for name in runs:
-        one = Spent.load(path / name)
-        total = Spent(total.requests + one.requests, total.prompt_tokens + one.prompt_tokens,
-                      total.completion_tokens + one.completion_tokens)
-    return total
+    return sum((Spent.load(path / name) for name in runs), Spent())
 
 
 def _share_of_budget(cfg: RunConfig, path: Path, subs: Sequence[str], sub_id: str, parent: str) -> BudgetConfig:

@@ -101,7 +101,7 @@ def print_plan(target: str, cfg: Any) -> None:
                    "no model was called")
         return
     out.print(Markdown(plan.table()))
-    spent = Spent.load(cfg.run_dir()) if cfg.run_id else Spent()
+    spent = Spent.load_all(cfg.run_dir()) if cfg.run_id else Spent()
     if spent.requests:
         click.echo(f"already spent by run {cfg.run_id}: {spent.requests} requests, {spent.tokens} tokens "
                    "(finished work is not asked again)")

@@ -34,8 +34,8 @@ class StubConfig:
     record_bodies: bool = False
     """Keep every completion request's body (off by default: it costs memory and time)."""
     record_to: str | None = None
-    """Append every completion request's body to this JSON-lines file (a run of any size: nothing kept
-    in memory; complete up to the last request once ``/stub/stats`` has answered)."""
+    """Append every completion request's JSON body to this JSON-lines file (a run of any size: nothing
+    kept in memory; complete up to the last request once the stats have been read; not emptied by a reset)."""
     continue_final_message: bool = True
     """Accept chat requests that continue the final assistant message (vLLM's ``continue_final_message``);
     ``False``: answer them with 400, as an endpoint without the feature does."""
@@ -53,7 +53,6 @@ class StubApp:
         self.in_flight = self.peak_in_flight = 0
         """Completion requests being answered now, and the most at once (with ``delay_ms``, what a client overlaps)."""
         self.bodies: list[Any] = []
-        self._record_to = open(config.record_to, "ab") if config.record_to else None  # noqa: SIM115 (closed in close())
         self._faults_left = config.fail_first
         self._respond = load_script(config.script) if config.script else config.respond or echo
         self._default_model = config.models[0] if config.models else DEFAULT_MODEL
@@ -62,11 +61,16 @@ class StubApp:
             "object": "list",
             "data": [{"id": m, "object": "model", "created": 0, "owned_by": "lbt-stub"} for m in config.models or (DEFAULT_MODEL,)],
         })  # fmt: skip
+        self._record_to = open(config.record_to, "ab") if config.record_to else None  # noqa: SIM115 (closed in close())
 
     def reset(self) -> None:
         """Zero the counters and forget the recorded bodies (faults already injected stay injected)."""
         self.requests = self.failed = self.peak_in_flight = 0
         self.bodies = []
+
+    def flush(self) -> None:
+        if self._record_to is not None:
+            self._record_to.flush()
 
     def close(self) -> None:
         if self._record_to is not None:
@@ -74,8 +78,7 @@ class StubApp:
             self._record_to = None
 
     def stats(self) -> dict[str, int]:
-        if self._record_to is not None:
-            self._record_to.flush()
+        self.flush()
         return {"requests": self.requests, "failed": self.failed, "bodies": len(self.bodies),
                 "peak_in_flight": self.peak_in_flight}
 

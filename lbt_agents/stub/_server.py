@@ -48,8 +48,8 @@ async def serve(config: StubConfig, host: str, port: int, stop: asyncio.Event, r
     """Serve ``config`` on ``host:port`` until ``stop`` is set; ``ready(app, bound_port)`` runs once listening.
     A port in use raises ``ConfigError``."""
     app = StubApp(config)
-    server = HttpServer(app.handle, error_body)
     try:
+        server = HttpServer(app.handle, error_body)
         try:
             bound = await server.start(host, port)
         except OSError as exc:
@@ -132,7 +132,10 @@ class StubServer:
     @property
     def requests(self) -> int:
         """Completion requests received (chat and text), faulted and invalid ones included."""
-        return self._app.requests if self._app is not None else self._seen("/stub/stats")["requests"]
+        if self._app is not None:
+            self._app.flush()
+            return self._app.requests
+        return self._seen("/stub/stats")["requests"]
 
     @property
     def failed(self) -> int:

@@ -76,11 +76,16 @@ def ray_cluster(executor: ExecutorConfig) -> Iterator[Any]:
         ray.shutdown()
 
 
-def worker_config(cfg: RunConfig) -> RunConfig:
+def task_slots(cfg: RunConfig, tps: int) -> int:
+    """How many TP tasks run at once: ``executor.max_tps_in_flight``, no more than the TPs to run and
+    than ``max_concurrency`` (each task keeps at least one request in flight)."""
+    return max(1, min(cfg.executor.max_tps_in_flight, tps, cfg.max_concurrency))
+
+
+def worker_config(cfg: RunConfig, slots: int) -> RunConfig:
     """The config each Ray task runs with: ``max_concurrency`` is the run's total, so each of the
-    ``executor.max_tps_in_flight`` tasks (each with its own classroom) gets an equal share of it."""
-    share = max(1, cfg.max_concurrency // cfg.executor.max_tps_in_flight)
-    return cfg.model_copy(update={"max_concurrency": share})
+    ``slots`` tasks in flight (each with its own classroom) gets an equal share of it."""
+    return cfg.model_copy(update={"max_concurrency": max(1, cfg.max_concurrency // slots)})
 
 
 def run_ray(
@@ -101,11 +106,12 @@ def run_ray(
         return counter, meters
     with ray_cluster(cfg.executor) as ray:
         task = ray.remote(num_cpus=1, max_retries=cfg.executor.max_retries)(_tp_task)
-        cfg_json = worker_config(cfg).model_dump_json()
+        slots = task_slots(cfg, len(items))
+        cfg_json = worker_config(cfg, slots).model_dump_json()
         todo = list(items)
         pending: list[Any] = []
         while todo or pending:
-            while todo and len(pending) < cfg.executor.max_tps_in_flight:
+            while todo and len(pending) < slots:
                 pending.append(task.remote(cfg_json, str(run_path), todo.pop(0), builder, stats))
                 counter.enter()
             done, pending = ray.wait(pending, num_returns=1)

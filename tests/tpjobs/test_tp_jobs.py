@@ -149,3 +149,19 @@ def test_a_shard_is_written_once(tmp_path: Path) -> None:
     assert [s["first"] for s in store.stats(["a/b c", "missing"])] == [True]
     assert store.shard("a/b c").parent == store.path and "/" not in shard_key("a/b c")
     assert [p.name for p in store.path.iterdir()] == [shard_key("a/b c")]  # no temporary folder left
+
+
+@pytest.mark.parametrize(("max_concurrency", "max_tps", "tps", "slots", "share"), [
+    (256, 16, 181, 16, 16),  # the total split over the tasks in flight
+    (4, 16, 181, 4, 1),  # never more tasks than requests: the total still holds
+    (256, 16, 1, 1, 256),  # one TP left: it gets the whole total
+    (10, 4, 181, 4, 2),
+])
+def test_ray_tasks_share_max_concurrency(max_concurrency: int, max_tps: int, tps: int, slots: int,
+                                         share: int) -> None:
+    from lbt_agents.tpjobs._ray import task_slots, worker_config
+
+    cfg = RunConfig.model_validate({"max_concurrency": max_concurrency,
+                                    "executor": {"kind": "ray", "max_tps_in_flight": max_tps}})
+    assert task_slots(cfg, tps) == slots
+    assert worker_config(cfg, slots).max_concurrency == share and slots * share <= max_concurrency
