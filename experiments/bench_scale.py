@@ -92,7 +92,9 @@ def run_config(args: argparse.Namespace, base_url: str, out: Path, run_id: str, 
                         "sampling": {"temperature": 0.8, "n": pairs, "seed": 0, "max_tokens": 512}},
             "students": [{**agent, "name": "student", "model": "student", "sampling": {"temperature": 0.0}}],
         },
-        "m1": {"pairs_per_tp": pairs, "reps_per_ep": args.reps}, "cache": {"enabled": False},
+        "m1": {"pairs_per_tp": pairs, "reps_per_ep": args.reps,
+               **({"exams_per_step": args.exams_per_step or None} if args.exams_per_step >= 0 else {})},
+        "cache": {"enabled": False},
         "max_concurrency": args.concurrency, "executor": {"max_tps_in_flight": args.max_tps},
     })  # fmt: skip
 
@@ -137,7 +139,11 @@ def bare(args: argparse.Namespace) -> None:
             for body in bodies:
                 sent += 1
                 try:
-                    await client.chat.completions.create(**body)
+                    if body.get("stream"):  # M1 streams each pair's first exam (the others go at its first token)
+                        async for _ in await client.chat.completions.create(**body):
+                            pass  # read to the end, as M1 does: an unread stream holds its connection
+                    else:
+                        await client.chat.completions.create(**body)
                 except openai.APIError as exc:
                     failed[type(exc).__name__] += 1
 
@@ -218,7 +224,8 @@ def start_child(args: argparse.Namespace, base_url: str, out: Path, run_id: str,
                 resume: bool = False) -> subprocess.Popen[str]:
     cmd = [sys.executable, __file__, "_child", "--base-url", base_url, "--out", str(out), "--run-id", run_id,
            "--tps", str(tps), "--pairs", str(pairs), "--eps", str(args.eps), "--reps", str(args.reps),
-           "--concurrency", str(args.concurrency), "--max-tps", str(args.max_tps), *(["--resume"] if resume else [])]
+           "--concurrency", str(args.concurrency), "--max-tps", str(args.max_tps),
+           "--exams-per-step", str(args.exams_per_step), *(["--resume"] if resume else [])]
     # stderr to a file: a pipe nobody reads while the parent polls would block a chatty child
     with (out / f"{run_id}.stderr").open("a") as err:
         return subprocess.Popen(cmd, env={**os.environ, "PYTHONPATH": str(ROOT)}, stderr=err, text=True)
@@ -292,6 +299,8 @@ def main() -> None:
     ap.add_argument("--no-bare", action="store_true")
     ap.add_argument("--no-kill", action="store_true")
     ap.add_argument("--kill-tps", type=int, default=0, help="TPs of the kill -9 + resume run (default: --tps)")
+    ap.add_argument("--exams-per-step", type=int, default=-1,
+                    help="m1.exams_per_step (0: all in one step; default: the config's default)")
     ap.add_argument("--name", default="bench_scale")
     ap.add_argument("--keep", action="store_true", help="keep the work folder (runs, request bodies) for a look")
     args = ap.parse_args()
@@ -428,6 +437,7 @@ def _sub(argv: list[str]) -> None:
         ap.add_argument(flag)
     for flag in ("--tps", "--pairs", "--eps", "--reps", "--concurrency", "--max-tps", "--first", "--count"):
         ap.add_argument(flag, type=int, default=0)
+    ap.add_argument("--exams-per-step", type=int, default=-1)
     ap.add_argument("--resume", action="store_true")
     args = ap.parse_args(argv)
     child(args) if args.mode == "_child" else bare(args)

@@ -178,6 +178,11 @@ class M1Config(_Model):
         "one first seen latest (official: the last of a stable sort). Values are compared exactly in both.",
     )
     adaptive: AdaptiveConfig = Field(default_factory=AdaptiveConfig)
+    exams_per_step: int | None = Field(
+        256, ge=1, description="Most exams one graph step sends; the rest go in the next steps (the same exams, "
+        "in the same order). LangGraph's bookkeeping per finished task grows with the tasks in its step, so "
+        "thousands of exams in one step cost more client CPU than the requests. None: all in one step.",
+    )
 
 
 class M3Config(_Model):

@@ -126,30 +126,40 @@ def plan_exams_node(m1: M1Config | None = None, *, classroom: ClassroomSource = 
         if not previous:
             students = room.students_of(room.teacher.name)
             return {"plan": _exams.first_plan(room, state["items"], pairs, m1, students)}
+        if not previous.get("done") and _pending_exams(state, m1):
+            return {}  # this rung's exams still go out, m1.exams_per_step at a time
         return {"plan": _exams.next_plan(room, state["items"], pairs, _by_tp(state.get("exams")), previous, m1)}
 
     return plan
 
 
+def _pending_exams(state: Mapping[str, Any], m1: M1Config, limit: int | None = None) -> list[ExamTask]:
+    """The current rung's planned exams not yet taken, in dispatch order (the first ``limit``)."""
+    plan, pairs, done = state["plan"], state.get("pairs", {}), state.get("exams", {})
+    halving = m1.adaptive.enabled and m1.adaptive.halving
+    pending: list[ExamTask] = []
+    for item in state["items"]:
+        pair_ids = plan["active"].get(item["tp"]["id"], [])
+        if not pair_ids:
+            continue
+        tasks = _exams.exam_tasks(item, [pairs[p] for p in pair_ids], plan["students"], reps=m1.reps_per_ep,
+                                  ep_indices=[plan["rung"]] if halving else None, rung=plan["rung"])
+        pending += [task for task in tasks if task["id"] not in done]
+        if limit is not None and len(pending) >= limit:
+            return pending[:limit]
+    return pending
+
+
 def route_exams(m1: M1Config | None = None) -> Callable[[Mapping[str, Any]], Union[list[Send], str]]:
-    """After ``plan``: ``Send("exam", task)`` for each planned exam not yet taken; else ``score``
-    (or ``plan`` again for the next rung)."""
+    """After ``plan``: ``Send("exam", task)`` for the planned exams not yet taken (at most
+    ``m1.exams_per_step``; ``plan`` sends the rest next); else ``score`` (or ``plan`` again for the next rung)."""
     m1 = m1 or M1Config()
     halving = m1.adaptive.enabled and m1.adaptive.halving
 
     def route(state: Mapping[str, Any]) -> Union[list[Send], str]:
-        plan = state["plan"]
-        if plan.get("done"):
+        if state["plan"].get("done"):
             return "score"
-        pairs, done = state.get("pairs", {}), state.get("exams", {})
-        sends = []
-        for item in state["items"]:
-            pair_ids = plan["active"].get(item["tp"]["id"], [])
-            if not pair_ids:
-                continue
-            tasks = _exams.exam_tasks(item, [pairs[p] for p in pair_ids], plan["students"], reps=m1.reps_per_ep,
-                                      ep_indices=[plan["rung"]] if halving else None, rung=plan["rung"])
-            sends += [Send("exam", task) for task in tasks if task["id"] not in done]
+        sends = [Send("exam", task) for task in _pending_exams(state, m1, m1.exams_per_step)]
         if not sends and not halving:
             return "score"
         return sends or "plan"

@@ -128,13 +128,12 @@ async def _stopped_at_budget(session: Any, graph: Any, items: Sequence[TeachingI
     """The stop summary of a run that reached its budget, then the one-line BudgetExhausted.
 
     Its ``finished_in_last_step`` is the finished work a resume skips, over all the run's TPs: in a live
-    TP thread, the finished tasks of the step it stopped at; a finished TP (its shard, written in this
+    TP thread, the finished tasks of the step it stopped at and the exams of its earlier steps
+    (``m1.exams_per_step``); a finished TP (its shard, written in this
     session or an earlier one) counts its exams, all finished.  Which TP reaches its end before the
     budget does is down to scheduling (the admitted exams may all be one TP's), so counting only the
     live threads would report a different number for the same saved work."""
     from lbt_agents.budget import BudgetExhausted, stop_message, write_stop_summary
-    from lbt_agents.runner import finished_tasks
-
     finished: dict[str, int] = {}
     shards = [it["tp"]["id"] for it in items if store.finished(it["tp"]["id"])]
     done = set(shards)
@@ -146,8 +145,17 @@ async def _stopped_at_budget(session: Any, graph: Any, items: Sequence[TeachingI
         if tp_id in done:
             continue
         config = {"configurable": {"thread_id": thread_id(str(session.cfg.run_id), tp_id)}}
-        for node, count in (await finished_tasks(graph, config)).items():
-            finished[node] = finished.get(node, 0) + count
+        snapshot = await graph.aget_state(config)
+        exams = set(snapshot.values.get("exams") or {})  # exams of the steps before (and saved ones of this)
+        for task in snapshot.tasks:
+            if task.result is None or task.error:
+                continue
+            if task.name == EXAM_NODE and isinstance(task.result, Mapping):
+                exams.update(task.result.get("exams") or {})
+            else:
+                finished[task.name] = finished.get(task.name, 0) + 1
+        if exams:
+            finished[EXAM_NODE] = finished.get(EXAM_NODE, 0) + len(exams)
     session.usage.save()
     write_stop_summary(session.run.path, name, session.budget, session.classroom.meter.as_dict(), finished,
                        session.clock.seconds)

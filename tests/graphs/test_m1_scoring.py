@@ -223,3 +223,29 @@ async def test_cache_keeps_samples_distinct(tmp_path: Path) -> None:
     other = await agent.sample(msgs, key="exam-2")  # another purpose: new samples
     assert not any(r.cached for r in other)
     assert len(seen) == 6
+
+
+@pytest.mark.parametrize("adaptive", [{}, {"enabled": True, "halving": True, "keep_fraction": 0.5}])
+async def test_exams_go_out_exams_per_step_at_a_time_with_the_same_results(adaptive: dict) -> None:
+    """A window of exams per graph step (``m1.exams_per_step``) sends the same exams as one big step."""
+    runs = {}
+    for window in (None, 5):
+        m = models()
+        room = Classroom.from_config(classroom(), models=m, max_concurrency=8)
+        m1 = M1Config.model_validate({"pairs_per_tp": 4, "exams_per_step": window, "adaptive": adaptive})
+        steps: list[int] = []  # exams finished in each graph step ("values" comes once a step)
+        out, this_step = {}, 0
+        async for mode, chunk in m1_graph(m1).astream({"items": ITEMS}, {"max_concurrency": 8}, context=room,
+                                                      stream_mode=["updates", "values"]):
+            if mode == "updates":
+                this_step += len((chunk.get("exam") or {}).get("exams", {}))
+            else:
+                out = chunk
+                steps.append(this_step)
+                this_step = 0
+        calls = sorted(str(c) for s in ("s0", "s1") for c in m[s][0].calls)
+        runs[window] = (out["results"], calls, [n for n in steps if n])
+    (whole, whole_calls, one_step), (windowed, windowed_calls, sizes) = runs[None], runs[5]
+    assert max(one_step) > 5  # without a window a step holds more exams than the window
+    assert windowed == whole and windowed_calls == whole_calls  # the same exams, results and selections
+    assert sizes and max(sizes) <= 5 and sum(sizes) == len(windowed_calls)
