@@ -366,7 +366,7 @@ def main() -> None:
 
 
 def markdown(r: dict[str, Any]) -> str:
-    """The report as the Markdown table of ``experiments/results/bench_scale.md``."""
+    """The report as Markdown (``experiments/results/<--name>.md``)."""
     shape, m = r["shape"], r["main"]
     lines = [f"# bench_scale: {shape['tps']} TPs x {shape['pairs']} pairs x {shape['eps']} EPs x {shape['reps']} reps "
              f"= {shape['exams']} exams (1 student), stub server", "", f"`{r.get('command', '')}`", "",
