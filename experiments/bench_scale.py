@@ -115,7 +115,7 @@ def child(args: argparse.Namespace) -> None:
     result = run_m1(cfg, resume=args.run_id if args.resume else None, progress=False)
     db = Path(args.out) / args.run_id / "checkpoints.sqlite"
     report = {"summary": result.summary, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-              "checkpoint_file_bytes": sum(p.stat().st_size for p in db.parent.glob("checkpoints.sqlite*"))}
+              "checkpoint_file_bytes": file_bytes(db.parent)}
     (Path(args.out) / f"{args.run_id}.child.json").write_text(json.dumps(report))
 
 

@@ -126,7 +126,7 @@ def plan_exams_node(m1: M1Config | None = None, *, classroom: ClassroomSource = 
         if not previous:
             students = room.students_of(room.teacher.name)
             return {"plan": _exams.first_plan(room, state["items"], pairs, m1, students)}
-        if not previous.get("done") and _pending_exams(state, m1):
+        if not previous.get("done") and _pending_exams(state, m1, limit=1):
             return {}  # this rung's exams still go out, m1.exams_per_step at a time
         return {"plan": _exams.next_plan(room, state["items"], pairs, _by_tp(state.get("exams")), previous, m1)}
 

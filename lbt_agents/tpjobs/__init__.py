@@ -134,6 +134,7 @@ async def _stopped_at_budget(session: Any, graph: Any, items: Sequence[TeachingI
     budget does is down to scheduling (the admitted exams may all be one TP's), so counting only the
     live threads would report a different number for the same saved work."""
     from lbt_agents.budget import BudgetExhausted, stop_message, write_stop_summary
+
     finished: dict[str, int] = {}
     shards = [it["tp"]["id"] for it in items if store.finished(it["tp"]["id"])]
     done = set(shards)
