@@ -138,7 +138,10 @@ def test_a_worker_that_overruns_is_killed_and_replaced():
 
 _CHILD = textwrap.dedent(
     """
-    import asyncio, sys
+    import asyncio, signal, sys
+    # Ctrl-C reaches a process as in a terminal, even when the tests run as a shell's background job
+    # (`cmd &` starts it with SIGINT ignored, and every child inherits that)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     from lbt_agents.grading import get_grader
     from lbt_agents.grading._bounded import shared_pool
 
